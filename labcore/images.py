@@ -1,0 +1,84 @@
+"""Turning whatever a user uploads into an upright RGB picture, or one clear sentence why not."""
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_UPLOAD_MB = 20  # keep in step with .streamlit/config.toml server.maxUploadSize
+MAX_PIXELS = 50_000_000  # beyond this a "photo" is a decompression bomb, not a pet
+
+
+class ImageError(ValueError):
+    """The upload cannot be used; the message is meant for the user as it is."""
+
+
+@dataclass
+class LoadedImage:
+    image: Image.Image  # RGB, upright
+    notes: list[str] = field(default_factory=list)  # what was done to it, for the user
+
+
+def load_image(data: bytes, name: str = "the file") -> LoadedImage:
+    """Decode an upload by content: EXIF rotation applied; CMYK, 16-bit, palette, grey and
+    transparent images converted to RGB (transparency onto white); animations give their
+    first frame."""
+    if not data:
+        raise ImageError(f"{name} is empty.")
+    if len(data) > MAX_UPLOAD_MB * 1024 * 1024:
+        raise ImageError(f"{name} is {len(data) / 2**20:.0f} MB; the limit is {MAX_UPLOAD_MB} MB.")
+    notes = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            if image.width * image.height > MAX_PIXELS:
+                raise ImageError(f"{name} is {image.width} x {image.height} pixels; "
+                                 f"the limit is {MAX_PIXELS // 1_000_000} megapixels.")
+            if getattr(image, "n_frames", 1) > 1:
+                notes.append(f"animated image: its first of {image.n_frames} frames is used")
+                image.seek(0)
+            image.load()
+    except ImageError:
+        raise
+    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name} is not an image this app can read (JPEG, PNG, GIF, WebP, BMP, TIFF).")
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise ImageError(f"{name} is damaged or cut short: it could not be decoded.")
+
+    upright = ImageOps.exif_transpose(image)
+    if upright is not image:
+        notes.append("rotated upright from its EXIF orientation")
+    return LoadedImage(to_rgb(upright, notes), notes)
+
+
+def to_rgb(image: Image.Image, notes: list[str] | None = None) -> Image.Image:
+    """Any PIL mode to 8-bit RGB."""
+    notes = notes if notes is not None else []
+    mode = image.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # 16-bit or float grey: stretch to 0..255 rather than clip to white.
+        arr = np.asarray(image, dtype=np.float64)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255 if hi > lo else np.zeros_like(arr)
+        notes.append(f"{mode} image scaled to 8 bits")
+        return Image.fromarray(arr.astype(np.uint8)).convert("RGB")
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        notes.append("transparent areas shown on white")
+        return Image.alpha_composite(background, image.convert("RGBA")).convert("RGB")
+    if mode == "CMYK":
+        notes.append("CMYK converted to RGB")
+    return image.convert("RGB") if mode != "RGB" else image
+
+
+def resize_for_model(image: Image.Image, size: int) -> np.ndarray:
+    """Square-resize to the model's input (as the training pipeline does: no crop, bilinear with
+    antialiasing), as float32 0..255 of shape [size, size, 3]."""
+    small = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    return np.asarray(small, dtype=np.float32)

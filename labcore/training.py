@@ -1,0 +1,198 @@
+"""Fit one run with the report's optimizer, losses, metrics and callbacks, resumably.
+
+A run is written under `<runs>/.partial/<run id>/` and renamed to `<runs>/<run id>/` only
+when everything is in it, so a run directory is either complete or absent. A killed run
+resumes from its last finished epoch (Keras' BackupAndRestore keeps weights, optimizer and
+epoch; our HistoryLog keeps the earlier epochs' history).
+"""
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import time
+from contextlib import nullcontext
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from labcore import metrics as lab_metrics
+from labcore.data import Splits, make_splits
+from labcore.models import backbone_layer, backbone_name, build_backbone, build_model
+from labcore.pretext import pretext_weights
+from labcore.runs import write_json
+from labcore.settings import RunSpec, Settings
+from labcore.sources import Source
+
+Progress = Callable[[str], None]
+
+
+class HistoryLog(keras.callbacks.Callback):
+    """Per-epoch history (every loss and metric, lr, epoch_seconds) kept in a json file, so
+    a resumed run keeps the epochs it had already finished."""
+
+    def __init__(self, path: Path, outputs: tuple[str, ...], progress: Progress, run_id: str, epochs: int):
+        super().__init__()
+        self.path, self.outputs, self.progress = path, outputs, progress
+        self.run_id, self.total = run_id, epochs
+        self.history: dict[str, list[float]] = {}
+
+    def on_train_begin(self, logs=None):
+        if self.history:  # a second fit in this process (fine-tuning) carries on
+            return
+        done = getattr(self.model, "_initial_epoch", 0) or 0  # set by BackupAndRestore
+        if done and self.path.exists():
+            saved = json.loads(self.path.read_text())
+            self.history = {k: v[:done] for k, v in saved.items()}
+            self.progress(f"[{self.run_id}] resuming after epoch {done}")
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        row = self.normalise(logs or {})
+        row["lr"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        row["epoch_seconds"] = time.perf_counter() - self._start
+        for key, value in row.items():
+            self.history.setdefault(key, []).append(float(value))
+        write_json(self.path, self.history)
+        shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_loss") if k in row)
+        self.progress(f"[{self.run_id}] epoch {epoch + 1}/{self.total}  {shown}  "
+                      f"({row['epoch_seconds']:.1f}s)")
+
+    def normalise(self, logs: dict) -> dict[str, float]:
+        """Keras names a one-output model's metrics without the output's name; add it, so
+        every history says `mask_accuracy`, whatever the number of heads."""
+        out = {}
+        for key, value in logs.items():
+            prefix, base = ("val_", key[4:]) if key.startswith("val_") else ("", key)
+            if base != "loss" and len(self.outputs) == 1 and not base.startswith(self.outputs[0] + "_"):
+                base = f"{self.outputs[0]}_{base}"
+            out[prefix + base] = float(value)
+            if base == "loss" and len(self.outputs) == 1:
+                out[f"{prefix}{self.outputs[0]}_loss"] = float(value)
+        return out
+
+
+def compile_model(model: keras.Model, outputs: tuple[str, ...], learning_rate: float, jit_compile: bool) -> None:
+    losses, metric_objs = lab_metrics.compile_spec(outputs)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, metrics=metric_objs,
+                  jit_compile=jit_compile)
+
+
+def weights_origin(spec: RunSpec, settings: Settings) -> str:
+    """imagenet | synthetic-pretext | none: where the backbone's starting weights come from."""
+    return "none" if spec.init == "scratch" else settings.weights
+
+
+def make_model(spec: RunSpec, settings: Settings, runs_dir: Path, progress: Progress) -> keras.Model:
+    name = backbone_name(spec.task, settings)
+    origin = weights_origin(spec, settings)
+    if origin == "synthetic-pretext":
+        weights = str(pretext_weights(name, settings, runs_dir / ".pretext", progress))
+    else:
+        weights = None if origin == "none" else "imagenet"
+    backbone = build_backbone(name, settings.image_size, weights, settings.weights_dir)
+    # The report uses the pretrained backbone as a feature extractor: frozen, BN in inference mode.
+    backbone.trainable = not (spec.init == "pretrained" and settings.freeze_backbone)
+    return build_model(spec.task, settings, backbone)
+
+
+def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
+              progress: Progress = print, extra_callbacks: list | None = None) -> Path:
+    """Fit, evaluate and store one run; returns its directory."""
+    runs_dir = Path(runs_dir)
+    final = runs_dir / spec.run_id
+    work = runs_dir / ".partial" / spec.run_id
+    work.mkdir(parents=True, exist_ok=True)
+    name = backbone_name(spec.task, settings)
+    started = time.perf_counter()
+
+    if settings.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    gpus = tf.config.list_logical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else None
+    keras.utils.set_random_seed(settings.seed)
+    splits = make_splits(source, settings, spec.task, name)
+    progress(f"[{spec.run_id}] {name}, {weights_origin(spec, settings)} weights, "
+             f"{settings.image_size}px; train {splits.counts['train']}, val {splits.counts['val']}, "
+             f"test {splits.counts['test']} images")
+    with strategy.scope() if strategy else nullcontext():
+        model = make_model(spec, settings, runs_dir, progress)
+        compile_model(model, spec.outputs, settings.learning_rate, settings.jit_compile)
+
+    history_log = HistoryLog(work / "history.json", spec.outputs, progress, spec.run_id,
+                             settings.epochs + settings.fine_tune_epochs)
+    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.early_stopping_patience,
+                                          restore_best_weights=True)
+    callbacks = [
+        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        history_log,
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=settings.lr_factor,
+                                          patience=settings.lr_patience, min_lr=settings.min_lr),
+        early,
+        keras.callbacks.TensorBoard(str(work / "logs")),
+        *(extra_callbacks or []),
+    ]
+    model.fit(splits.train, validation_data=splits.val, epochs=settings.epochs, callbacks=callbacks, verbose=0)
+
+    if settings.fine_tune_epochs and spec.init == "pretrained" and settings.freeze_backbone:
+        progress(f"[{spec.run_id}] fine-tuning the whole network for {settings.fine_tune_epochs} epochs")
+        backbone_layer(model).trainable = True
+        model._initial_epoch = None  # left by BackupAndRestore; it would override initial_epoch
+        compile_model(model, spec.outputs, settings.learning_rate / 100, settings.jit_compile)
+        model.fit(splits.train, validation_data=splits.val, epochs=settings.epochs + settings.fine_tune_epochs,
+                  initial_epoch=len(history_log.history.get("loss", [])), verbose=0,
+                  callbacks=[history_log, keras.callbacks.EarlyStopping(
+                      monitor="val_loss", patience=settings.early_stopping_patience, restore_best_weights=True),
+                      *(extra_callbacks or [])])
+
+    progress(f"[{spec.run_id}] evaluating on val and test")
+    results = {"val": lab_metrics.evaluate(model, splits.val), "test": lab_metrics.evaluate(model, splits.test)}
+    history = history_log.history
+    val_loss = history.get("val_loss", [])
+    config = {
+        "run_id": spec.run_id,
+        "task": spec.task,
+        "init": spec.init,
+        "backbone": name,
+        "weights": weights_origin(spec, settings),
+        "outputs": list(spec.outputs),
+        "settings": settings.to_dict(),
+        "dataset": {"source": source.name, "description": source.description, **splits.counts},
+        "seed": settings.seed,
+        "parameters": int(model.count_params()),
+        "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
+        "epochs_run": len(val_loss),
+        "best_epoch": int(np.argmin(val_loss)) + 1 if val_loss else None,
+        "train_seconds": round(time.perf_counter() - started, 1),
+        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+    }
+    write_json(work / "history.json", history)
+    write_json(work / "metrics.json", results)
+    write_json(work / "config.json", config)
+    model.save(work / "model.keras")
+    shutil.rmtree(work / "backup", ignore_errors=True)
+    if final.exists():
+        shutil.rmtree(final)
+    work.rename(final)
+    if settings.mixed_precision:
+        keras.mixed_precision.set_global_policy("float32")
+    return final
+
+
+def library_versions() -> dict[str, str]:
+    import importlib.metadata as md
+
+    versions = {"python": platform.python_version()}
+    for package in ("tensorflow", "keras", "tensorflow-datasets", "numpy"):
+        try:
+            versions[package] = md.version(package)
+        except md.PackageNotFoundError:
+            pass
+    return versions

@@ -1,0 +1,113 @@
+"""Shared fixtures. Everything runs offline on synthetic data; tests that read the shared real
+slice (../shared/data/oxford-pets-3class) skip where it is absent."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_PETS = ROOT.parent / "shared" / "data" / "oxford-pets-3class"
+
+# The smallest demo that still exercises every run: 32 px, 64 images, 2 epochs.
+TINY_DEMO_ARGS = ["--profile", "demo", "--limit", "64", "--epochs", "2", "--image-size", "32"]
+
+
+def run_train(args: list[str], runs_dir: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run train.py as a user would, in a subprocess."""
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *args, "--runs-dir", str(runs_dir)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def demo_runs(tmp_path_factory) -> Path:
+    """A run store with all six runs, made by `train.py --profile demo` (tiny overrides).
+    Tests must not modify it: copy it first (see `demo_runs_copy`)."""
+    runs_dir = tmp_path_factory.mktemp("demo") / "runs"
+    result = run_train(TINY_DEMO_ARGS, runs_dir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return runs_dir
+
+
+@pytest.fixture
+def demo_runs_copy(demo_runs, tmp_path) -> Path:
+    """A private copy of the demo run store, free to damage."""
+    copy = tmp_path / "runs"
+    shutil.copytree(demo_runs, copy)
+    return copy
+
+
+@pytest.fixture
+def shared_pets() -> Path:
+    if not SHARED_PETS.is_dir():
+        pytest.skip(f"the shared real slice is not here ({SHARED_PETS})")
+    return SHARED_PETS
+
+
+@dataclass
+class PetsFolder:
+    root: Path
+    names: list[str]  # trainval names, in list order
+    odd: tuple[str, str]  # the GIF and the RGBA PNG, both named .jpg
+    trainval: int
+    test: int
+
+
+@pytest.fixture
+def pets_folder(tmp_path) -> PetsFolder:
+    """A small dataset in the original layout, written here: three breeds, JPEG photos plus a GIF
+    and an RGBA PNG named .jpg (as the real dataset has), trimaps, VOC xmls (one missing)."""
+    import numpy as np
+    from PIL import Image
+
+    from labcore.sources import draw_pet
+
+    root = tmp_path / "pets"
+    for sub in ("images", "annotations/trimaps", "annotations/xmls"):
+        (root / sub).mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    breeds = [("Abyssinian", 1), ("american_bulldog", 2), ("Bengal", 6)]
+    lists = {"trainval": [], "test": []}
+    for breed, class_id in breeds:
+        for n in range(1, 9):
+            name = f"{breed}_{n}"
+            split = "trainval" if n <= 6 else "test"
+            image, box, mask = draw_pet(class_id - 1, rng)
+            picture = Image.fromarray(image).resize((80, 60))
+            if name == "Abyssinian_1":
+                picture.save(root / "images" / f"{name}.jpg", format="GIF")
+            elif name == "Abyssinian_2":
+                picture.convert("RGBA").save(root / "images" / f"{name}.jpg", format="PNG")
+            else:
+                picture.save(root / "images" / f"{name}.jpg", format="JPEG")
+            trimap = np.where(mask[..., 0] == 1, 1, 2).astype(np.uint8)
+            Image.fromarray(trimap).resize((80, 60), Image.NEAREST).save(root / "annotations" / "trimaps" / f"{name}.png")
+            if split == "trainval" and name != "Bengal_3":
+                ymin, xmin, ymax, xmax = box
+                (root / "annotations" / "xmls" / f"{name}.xml").write_text(
+                    f"<annotation><size><width>80</width><height>60</height><depth>3</depth></size>"
+                    f"<object><name>{'cat' if class_id != 2 else 'dog'}</name><bndbox>"
+                    f"<xmin>{int(xmin * 80) + 1}</xmin><ymin>{int(ymin * 60) + 1}</ymin>"
+                    f"<xmax>{int(xmax * 80)}</xmax><ymax>{int(ymax * 60)}</ymax></bndbox></object></annotation>")
+            lists[split].append(f"{name} {class_id} {1 if class_id != 2 else 2} 1")
+    for split, lines in lists.items():
+        (root / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
+    names = [line.split()[0] for line in lists["trainval"]]
+    return PetsFolder(root, names, ("Abyssinian_1", "Abyssinian_2"), len(lists["trainval"]), len(lists["test"]))
+
+
+@pytest.fixture
+def tiny_settings():
+    """Settings for a tiny model on synthetic data: quick enough for every test."""
+    from labcore.settings import PROFILES
+
+    return PROFILES["demo"].with_overrides(image_size=32, epochs=3, limit=96, dense_units=(32,),
+                                           branch_units=16, decoder_filters=(16, 16, 8, 8),
+                                           extra={"backbone": "tiny"})

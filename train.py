@@ -1,0 +1,99 @@
+#!/usr/bin/env python
+"""Train the lab's six runs (or some of them) into a run store the app reads.
+
+    python train.py --profile demo          # synthetic data, no network, a few minutes on a CPU
+    python train.py                         # the report's settings on the real dataset
+    python train.py --dataset folder --data-dir ~/oxford-pets --only detection-scratch
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import warnings
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
+
+from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS  # noqa: E402
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Fit the transfer-learning lab's runs (detection, segmentation, multitask; "
+                    "pretrained and scratch) and store them for the app.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--profile", choices=PROFILES, default="report",
+                   help="settings to start from: " + "; ".join(f"{k}: {v}" for k, v in PROFILE_HELP.items()))
+    p.add_argument("--only", nargs="+", choices=RUN_IDS, metavar="RUN_ID",
+                   help=f"train only these runs (of {', '.join(RUN_IDS)})")
+    p.add_argument("--init", choices=("both",) + INITS, default="both",
+                   help="train only the pretrained or only the scratch runs")
+    p.add_argument("--dataset", choices=("oxford_iiit_pet", "folder", "synthetic"),
+                   help="where the images come from (default: the profile's)")
+    p.add_argument("--data-dir", help="with --dataset folder: the folder holding images/ and annotations/; "
+                                      "with oxford_iiit_pet: tensorflow-datasets' data folder")
+    p.add_argument("--epochs", type=int, help="maximum epochs (EarlyStopping may end sooner)")
+    p.add_argument("--image-size", type=int, help="square input size in pixels, a multiple of 32")
+    p.add_argument("--limit", type=int, help="use at most this many trainval (and test) images, stratified")
+    p.add_argument("--runs-dir", default=os.environ.get("PETLAB_RUNS_DIR", "runs"),
+                   help="where runs are stored (env PETLAB_RUNS_DIR)")
+    p.add_argument("--weights", choices=("imagenet", "synthetic-pretext"),
+                   help="where pretrained runs get their backbone: ImageNet (Keras download or "
+                        "--weights-dir) or the project's own synthetic pretext pretraining")
+    p.add_argument("--weights-dir", help="folder holding Keras' ImageNet weight files, for offline machines")
+    p.add_argument("--mask-classes", type=int, choices=(2, 37), help="mask head channels (the report: 37)")
+    p.add_argument("--fine-tune-epochs", type=int, help="after training the heads, unfreeze the "
+                                                        "pretrained backbone for this many epochs")
+    p.add_argument("--seed", type=int, help="seed for the split, shuffling and initialisation")
+    p.add_argument("--mixed-precision", action="store_true", default=None, help="mixed float16 (for GPUs)")
+    p.add_argument("--jit-compile", action="store_true", default=None, help="compile train steps with XLA")
+    p.add_argument("--force", action="store_true", help="retrain runs that are already finished")
+    args = p.parse_args(argv)
+    if args.image_size is not None and (args.image_size < 32 or args.image_size % 32):
+        p.error("--image-size must be a multiple of 32, at least 32 (the backbones downsample 32x)")
+    for flag in ("epochs", "limit", "fine_tune_epochs"):
+        value = getattr(args, flag)
+        if value is not None and value < (0 if flag == "fine_tune_epochs" else 1):
+            p.error(f"--{flag.replace('_', '-')} must be positive")
+    if args.dataset == "folder" and not args.data_dir:
+        p.error("--dataset folder needs --data-dir PATH")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # Our datasets are shuffled in tf.data; Keras' reminder about it is noise in the log.
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    from labcore.lab import summary_table, train_all
+    from labcore.models import WeightsUnavailable
+    from labcore.sources import DataUnavailable
+
+    settings = PROFILES[args.profile].with_overrides(
+        dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs, image_size=args.image_size,
+        limit=args.limit, weights=args.weights, weights_dir=args.weights_dir, mask_classes=args.mask_classes,
+        fine_tune_epochs=args.fine_tune_epochs, seed=args.seed, mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile)
+    run_ids = [r for r in (args.only or RUN_IDS) if args.init == "both" or r.endswith(args.init)]
+    if not run_ids:
+        print("train.py: no run left to train after --only and --init", file=sys.stderr)
+        return 2
+    try:
+        trained = train_all(run_ids, settings, args.runs_dir, force=args.force)
+    except (DataUnavailable, WeightsUnavailable) as err:
+        print(f"train.py: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("train.py: interrupted; run it again to resume the unfinished run", file=sys.stderr)
+        return 130
+    print()
+    print(summary_table(args.runs_dir, run_ids))
+    if not trained:
+        print("\nnothing to train: every run asked for is finished (use --force to retrain)")
+    print(f"\nruns are in {args.runs_dir}/; see them with: streamlit run app.py")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
