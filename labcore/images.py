@@ -6,7 +6,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 MAX_UPLOAD_MB = 20  # keep in step with .streamlit/config.toml server.maxUploadSize
 MAX_PIXELS = 50_000_000  # beyond this a "photo" is a decompression bomb, not a pet
@@ -44,14 +44,17 @@ def load_image(data: bytes, name: str = "the file") -> LoadedImage:
             image.load()
     except ImageError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{name} has too many pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels.")
+    except UnidentifiedImageError:
         raise ImageError(f"{name} is not an image this app can read (JPEG, PNG, GIF, WebP, BMP, TIFF).")
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageError(f"{name} is damaged or cut short: it could not be decoded.")
 
-    upright = ImageOps.exif_transpose(image)
-    if upright is not image:
+    # exif_transpose returns a copy even when there is nothing to turn: ask the tag instead.
+    if image.getexif().get(ExifTags.Base.Orientation, 1) not in (0, 1):
         notes.append("rotated upright from its EXIF orientation")
+    upright = ImageOps.exif_transpose(image)
     return LoadedImage(to_rgb(upright, notes), notes)
 
 

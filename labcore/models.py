@@ -110,6 +110,13 @@ def build_model(task: str, settings: Settings, backbone: keras.Model) -> keras.M
     return keras.Model(inputs, outputs, name=task)
 
 
+def set_bn_momentum(model: keras.Model, momentum: float) -> None:
+    """Set the momentum of every BatchNormalization layer, nested backbones included."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = momentum
+
+
 def backbone_layer(model: keras.Model) -> keras.Model:
     """The backbone inside a model made by `build_model` (its second layer)."""
     return next(layer for layer in model.layers if isinstance(layer, keras.Model))

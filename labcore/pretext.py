@@ -17,7 +17,7 @@ import keras
 import tensorflow as tf
 
 from labcore.data import preprocess_images
-from labcore.models import build_backbone
+from labcore.models import build_backbone, set_bn_momentum
 from labcore.settings import Settings
 from labcore.sources import HUES, synthetic_arrays
 
@@ -44,11 +44,8 @@ def pretext_weights(backbone: str, settings: Settings, cache_dir: Path,
 
     base = build_backbone(backbone, settings.image_size)
     # A short pretraining leaves BatchNorm's moving statistics (momentum 0.99) mostly at their
-    # initial values, and the frozen backbone of a pretrained run uses exactly those: let them
-    # follow the data faster.
-    for layer in base.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = 0.9
+    # initial values, and the frozen backbone of a pretrained run uses exactly those.
+    set_bn_momentum(base, 0.9)
     x = keras.layers.GlobalAveragePooling2D()(base.output)
     out = keras.layers.Dense(PRETEXT_CLASSES, activation="softmax")(x)
     model = keras.Model(base.input, out)

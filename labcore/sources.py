@@ -78,11 +78,11 @@ def draw_pet(label: int, rng: np.random.Generator, size: int = SYNTHETIC_SIZE):
     """
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     background = rng.uniform(40, 200, 3) + rng.normal(0, 18, (size, size, 3))
-    cy, cx = rng.uniform(0.45, 0.65, 2) * size
-    ry, rx = rng.uniform(0.16, 0.24, 2) * size
+    cy, cx = rng.uniform(0.5, 0.62, 2) * size
+    ry, rx = rng.uniform(0.22, 0.32, 2) * size
     body = ((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1.0
-    hr = rng.uniform(0.10, 0.14) * size
-    hy = cy - ry * rng.uniform(0.6, 0.9)
+    hr = rng.uniform(0.12, 0.16) * size
+    hy = cy - ry * rng.uniform(0.7, 0.9)
     hx = cx + rx * rng.uniform(-0.6, 0.6)
     head = (yy - hy) ** 2 + (xx - hx) ** 2 <= hr ** 2
     mask = body | head

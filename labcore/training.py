@@ -22,7 +22,7 @@ import tensorflow as tf
 
 from labcore import metrics as lab_metrics
 from labcore.data import Splits, make_splits
-from labcore.models import backbone_layer, backbone_name, build_backbone, build_model
+from labcore.models import backbone_layer, backbone_name, build_backbone, build_model, set_bn_momentum
 from labcore.pretext import pretext_weights
 from labcore.runs import write_json
 from labcore.settings import RunSpec, Settings
@@ -99,7 +99,9 @@ def make_model(spec: RunSpec, settings: Settings, runs_dir: Path, progress: Prog
     backbone = build_backbone(name, settings.image_size, weights, settings.weights_dir)
     # The report uses the pretrained backbone as a feature extractor: frozen, BN in inference mode.
     backbone.trainable = not (spec.init == "pretrained" and settings.freeze_backbone)
-    return build_model(spec.task, settings, backbone)
+    model = build_model(spec.task, settings, backbone)
+    set_bn_momentum(model, settings.bn_momentum)
+    return model
 
 
 def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,

@@ -1,0 +1,76 @@
+import json
+
+import keras
+import pytest
+
+from labcore.runs import list_runs
+from labcore.settings import RUNS
+from labcore.sources import synthetic_source
+from labcore.training import train_run
+
+
+class Killed(Exception):
+    pass
+
+
+class KillAfterEpoch(keras.callbacks.Callback):
+    """Stands in for a process killed once `epoch` epochs are finished."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            raise Killed()
+
+
+def test_tiny_multitask_run_learns(tiny_settings, tmp_path):
+    settings = tiny_settings.with_overrides(image_size=64, limit=320, epochs=10)
+    messages = []
+    path = train_run(RUNS["multitask-scratch"], settings, synthetic_source(320, seed=0), tmp_path, messages.append)
+    history = json.loads((path / "history.json").read_text())
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert history["val_label_loss"][-1] < history["val_label_loss"][0]
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert metrics["val"]["label_accuracy"] > 4 / 37  # chance is 1/37
+    # All-background would score about 0.7 pixel accuracy and a Dice of 0.
+    assert metrics["val"]["mask_pixel_accuracy"] > 0.8 and metrics["val"]["mask_dice"] > 0.5
+    assert "bbox_mae" in metrics["val"] and "bbox_mae" not in metrics["test"]  # test has no boxes
+    for key in ("label_top5_accuracy", "bbox_iou", "mask_miou", "mask_dice"):
+        assert key in metrics["val"]
+    assert len(history["lr"]) == len(history["loss"]) == len(history["epoch_seconds"]) == 10
+    assert any("epoch 10/10" in m for m in messages)
+
+
+def test_run_directory_is_complete_and_partial_work_is_gone(tiny_settings, tmp_path):
+    settings = tiny_settings.with_overrides(epochs=1, limit=64)
+    path = train_run(RUNS["segmentation-scratch"], settings, synthetic_source(64, seed=0), tmp_path, lambda m: None)
+    assert sorted(p.name for p in path.iterdir()) == ["config.json", "history.json", "logs", "metrics.json", "model.keras"]
+    assert not (tmp_path / ".partial" / "segmentation-scratch").exists()
+    config = json.loads((path / "config.json").read_text())
+    for key in ("task", "init", "backbone", "weights", "settings", "dataset", "seed", "versions", "best_epoch"):
+        assert key in config
+    assert config["weights"] == "none" and config["versions"]["keras"] == keras.__version__
+    history = json.loads((path / "history.json").read_text())
+    assert {"mask_loss", "mask_accuracy", "val_mask_accuracy"} <= set(history)  # named by head
+
+
+def test_killed_run_leaves_no_run_directory_and_resumes(tiny_settings, tmp_path):
+    settings = tiny_settings.with_overrides(epochs=4, limit=64, early_stopping_patience=50)
+    source = synthetic_source(64, seed=0)
+    spec = RUNS["detection-scratch"]
+    with pytest.raises(Killed):
+        train_run(spec, settings, source, tmp_path, lambda m: None, extra_callbacks=[KillAfterEpoch(2)])
+    assert not (tmp_path / spec.run_id).exists()  # complete or absent
+    assert list_runs(tmp_path) == []
+    first = json.loads((tmp_path / ".partial" / spec.run_id / "history.json").read_text())
+    assert len(first["loss"]) == 2
+
+    messages = []
+    path = train_run(spec, settings, source, tmp_path, messages.append)
+    history = json.loads((path / "history.json").read_text())
+    assert any("resuming after epoch 2" in m for m in messages)
+    assert sum("epoch " in m and "/4" in m for m in messages) == 2  # only epochs 3 and 4 ran
+    assert len(history["loss"]) == 4
+    assert history["loss"][:2] == first["loss"]
