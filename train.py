@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--mixed-precision", action="store_true", default=None, help="mixed float16 (for GPUs)")
     p.add_argument("--jit-compile", action="store_true", default=None, help="compile train steps with XLA")
     p.add_argument("--force", action="store_true", help="retrain runs that are already finished")
+    p.add_argument("--tiny-backbones", action="store_true",
+                   help="swap every backbone for a five-layer conv net: for smoke tests and CI only, "
+                        "its results say nothing about the report's models")
     args = p.parse_args(argv)
     if args.image_size is not None and (args.image_size < 32 or args.image_size % 32):
         p.error("--image-size must be a multiple of 32, at least 32 (the backbones downsample 32x)")
@@ -74,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs, image_size=args.image_size,
         limit=args.limit, weights=args.weights, weights_dir=args.weights_dir, mask_classes=args.mask_classes,
         fine_tune_epochs=args.fine_tune_epochs, seed=args.seed, mixed_precision=args.mixed_precision,
-        jit_compile=args.jit_compile)
+        jit_compile=args.jit_compile, extra={"backbone": "tiny"} if args.tiny_backbones else None)
     run_ids = [r for r in (args.only or RUN_IDS) if args.init == "both" or r.endswith(args.init)]
     if not run_ids:
         print("train.py: no run left to train after --only and --init", file=sys.stderr)

@@ -95,14 +95,15 @@ def resize_example(ex: dict, image_size: int) -> dict:
 
 
 def to_model_io(ex: dict, task: str, backbone: str):
-    """(inputs, targets) for a task. The box target carries the has-box flag as a fifth
-    column, so the box loss and metrics can skip examples without a box."""
+    """(inputs, targets) for a task, from a batch of examples. The box target carries the
+    has-box flag as a fifth column, so the box loss and metrics can skip examples without a box.
+    (Working on whole batches casts and preprocesses once per batch, not once per image.)"""
     targets = {}
     outputs = TASK_OUTPUTS[task]
     if "label" in outputs:
         targets["label"] = ex["label"]
     if "bbox" in outputs:
-        targets["bbox"] = tf.concat([ex["bbox"], tf.reshape(ex["has_box"], [1])], axis=0)
+        targets["bbox"] = tf.concat([ex["bbox"], ex["has_box"][:, None]], axis=-1)
     if "mask" in outputs:
         targets["mask"] = tf.cast(ex["mask"], tf.int32)
     return preprocess_images(ex["image"], backbone), targets
@@ -123,8 +124,9 @@ def make_splits(source: Source, settings: Settings, task: str, backbone: str) ->
         ds = ds.cache()
         if shuffle:
             ds = ds.shuffle(len(indices), seed=settings.seed, reshuffle_each_iteration=True)
+        ds = ds.batch(settings.batch_size)
         ds = ds.map(lambda ex: to_model_io(ex, task, backbone), num_parallel_calls=tf.data.AUTOTUNE)
-        return ds.batch(settings.batch_size).prefetch(tf.data.AUTOTUNE)
+        return ds.prefetch(tf.data.AUTOTUNE)
 
     trainval = source.dataset("trainval")
     return Splits(

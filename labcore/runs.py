@@ -32,9 +32,7 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def _plain(value: Any) -> Any:
-    if hasattr(value, "item"):
-        return value.item()
-    if hasattr(value, "tolist"):
+    if hasattr(value, "tolist"):  # numpy arrays and scalars
         return value.tolist()
     raise TypeError(f"cannot store {type(value).__name__} in json")
 

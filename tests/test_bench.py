@@ -1,0 +1,70 @@
+"""The benchmark runs and reports every figure. (Its figures are not checked: that is what
+docs/benchmarks.md is for; a test on a shared 2-core machine cannot judge speed.)"""
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SECTIONS = ("1. One upload, per model", "2. All 6 models on one upload", "3. Training input pipeline",
+            "4. Training throughput", "5. Peak memory", "Targets")
+INFERENCE_FIGURES = ("e2e_ms", "predict_ms", "compiled_ms", "e2e_over_compiled", "predict_over_e2e",
+                     "predict_over_compiled")
+
+
+def positive(value) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
+def test_quick_benchmark_prints_every_figure(tmp_path):
+    figures_path = tmp_path / "bench.json"
+    empty_runs = tmp_path / "runs"
+    done = subprocess.run([sys.executable, "-m", "labcore.bench", "--quick", "--runs-dir", str(empty_runs),
+                           "--json", str(figures_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = done.stdout
+    for section in SECTIONS:
+        assert section in table, section
+    figures = json.loads(figures_path.read_text())
+
+    assert "built fresh" in figures["models"]
+    assert len(figures["inference"]) == 6
+    for row in figures["inference"]:
+        assert row["run_id"] in table
+        for key in INFERENCE_FIGURES:
+            assert positive(row[key]), (row["run_id"], key, row[key])
+    for key in ("e2e_ms", "predict_ms", "predict_over_e2e"):
+        assert positive(figures["all_models"][key]), key
+    for key in ("pipeline_images_per_s", "memory_images_per_s", "pipeline_over_memory"):
+        assert positive(figures["pipeline"][key]), key
+    assert [t["task"] for t in figures["training"]] == ["detection", "segmentation", "multitask"]
+    for row in figures["training"]:
+        assert positive(row["images_per_s"]) and positive(row["step_ms"]), row
+    for key in ("baseline_mb", "all_models_mb"):
+        assert positive(figures["memory"][key]), key
+    assert len(figures["targets"]) == 3
+    for target in figures["targets"]:
+        assert positive(target["value"]) and isinstance(target["met"], bool), target
+        assert ("OK" if target["met"] else "MISSED") in table
+
+
+def test_benchmark_measures_the_runs_on_disk(tmp_path):
+    from labcore.bench import load_predictors, parse_args
+    from labcore.models import build_backbone, build_model
+    from labcore.settings import Settings
+
+    settings = Settings(image_size=32, dense_units=(8,), branch_units=4)
+    run_dir = tmp_path / "runs" / "detection-scratch"
+    run_dir.mkdir(parents=True)
+    build_model("detection", settings, build_backbone("tiny", 32)).save(run_dir / "model.keras")
+    (run_dir / "config.json").write_text(json.dumps({"backbone": "tiny", "settings": {"image_size": 32}}))
+
+    options, _ = parse_args(["--quick", "--runs-dir", str(tmp_path / "runs")])
+    predictors, origin = load_predictors(options)
+    assert [p.run_id for p in predictors] == ["detection-scratch"]
+    assert predictors[0].image_size == 32 and "1 run(s) from" in origin
+    assert Path(origin.split(" from ")[1]) == tmp_path / "runs"

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from conftest import TINY_DEMO_ARGS, run_train
+from labcore.settings import RUN_IDS
+
+
+def test_demo_profile_trains_all_six_and_prints_a_summary(demo_runs):
+    for run_id in RUN_IDS:
+        folder = demo_runs / run_id
+        assert sorted(p.name for p in folder.iterdir() if p.is_file()) == [
+            "config.json", "history.json", "metrics.json", "model.keras"]
+        config = json.loads((folder / "config.json").read_text())
+        assert config["settings"]["profile"] == "demo" and config["dataset"]["source"] == "synthetic"
+
+
+def test_finished_runs_are_skipped_and_the_table_printed(demo_runs):
+    result = run_train(TINY_DEMO_ARGS, demo_runs, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.count("already finished") == 6
+    table = result.stdout[result.stdout.index("run "):]
+    for run_id in RUN_IDS:
+        assert run_id in table
+    assert "val loss" in table and "nothing to train" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image-size", "100"], "multiple of 32"),
+    (["--dataset", "folder"], "--data-dir"),
+    (["--epochs", "0"], "--epochs must be positive"),
+    (["--only", "detection-quantum"], "invalid choice"),
+])
+def test_wrong_flags_exit_2_with_a_reason(tmp_path, args, message):
+    result = run_train(["--profile", "demo", *args], tmp_path / "runs", timeout=120)
+    assert result.returncode == 2 and message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_imagenet_weights_is_one_line_not_a_traceback(tmp_path):
+    result = run_train(["--profile", "demo", "--weights", "imagenet", "--weights-dir", str(tmp_path),
+                        "--only", "segmentation-pretrained", "--limit", "40", "--image-size", "32"],
+                       tmp_path / "runs", timeout=300)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("train.py:") and "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5" in last
+    assert not (tmp_path / "runs" / "segmentation-pretrained").exists()
+
+
+def test_folder_dataset_trains_from_the_command_line(pets_folder, tmp_path):
+    result = run_train(["--dataset", "folder", "--data-dir", str(pets_folder.root), "--only",
+                        "segmentation-scratch", "--epochs", "1", "--image-size", "32"], tmp_path / "runs", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    config = json.loads((tmp_path / "runs" / "segmentation-scratch" / "config.json").read_text())
+    assert config["dataset"]["source"] == "folder" and config["dataset"]["test"] == pets_folder.test
