@@ -59,6 +59,13 @@ def stratified_subset(labels: np.ndarray, limit: int, rng: np.random.Generator) 
     return np.sort(np.concatenate([m[:quota[c]] for c, m in by_class.items()]).astype(np.int64))
 
 
+def test_indices(test_labels: np.ndarray, settings: Settings) -> np.ndarray:
+    """The test examples a run is scored on: all, or a stratified `settings.limit` of them."""
+    if settings.limit:
+        return stratified_subset(test_labels, settings.limit, np.random.default_rng(settings.seed))
+    return np.arange(len(test_labels))
+
+
 def _quotas(sizes: dict, total: int) -> dict:
     """Split `total` over classes in proportion to their sizes (largest remainder method)."""
     n = sum(sizes.values())
@@ -114,8 +121,7 @@ def make_splits(source: Source, settings: Settings, task: str, backbone: str) ->
     train_idx, val_idx = split_indices(source.labels["trainval"], settings.val_fraction,
                                        settings.seed, settings.limit)
     n_test = len(source.labels["test"])
-    test_idx = (stratified_subset(source.labels["test"], settings.limit, np.random.default_rng(settings.seed))
-                if settings.limit else np.arange(n_test))
+    test_idx = test_indices(source.labels["test"], settings)
     n_trainval = len(source.labels["trainval"])
 
     def build(raw: tf.data.Dataset, indices: np.ndarray, size: int, shuffle: bool) -> tf.data.Dataset:

@@ -122,7 +122,7 @@ PROFILES: dict[str, Settings] = {
     "demo": Settings(
         profile="demo", dataset="synthetic", image_size=64, epochs=6, limit=384,
         weights="synthetic-pretext", dense_units=(128, 64), branch_units=32, bn_momentum=0.9,
-        decoder_filters=(64, 32, 32, 16), pretext_epochs=3, pretext_examples=384,
+        decoder_filters=(64, 32, 32, 16), pretext_epochs=4, pretext_examples=768,
     ),
 }
 PROFILE_HELP = {

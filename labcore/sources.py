@@ -294,6 +294,16 @@ def tfds_source(data_dir: str | None = None) -> Source:
                   labels=labels, make={s: (lambda s=s: make(s)) for s in SPLITS})
 
 
+def tfds_prepared(data_dir: str | None = None) -> bool:
+    """Whether tensorflow-datasets already holds oxford_iiit_pet (so opening it downloads nothing)."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(TFDS_NAME, data_dir=data_dir).is_prepared()
+    except Exception:  # noqa: BLE001 - a broken tfds folder means "not prepared"
+        return False
+
+
 def _from_tfds(ex: dict) -> dict:
     bbox = tf.cast(ex["head_bbox"], tf.float32)
     has_box = tf.cast(tf.reduce_any(bbox > 0), tf.float32)  # tfds fills a missing box with zeros

@@ -1,0 +1,18 @@
+"""The lab's app: `streamlit run app.py`. Pages live in app_pages/, shared pieces in ui.py.
+
+Not `pages/`: Streamlit runs an app that has a `pages/` folder in its old multipage mode,
+where a link to a page runs that file alone, past this script's navigation and sidebar."""
+import streamlit as st
+
+import ui
+
+st.set_page_config(page_title="Pet transfer-learning lab", page_icon=":material/pets:", layout="wide")
+navigation = st.navigation([
+    st.Page("app_pages/1_overview.py", title="Overview", icon=":material/table_chart:", default=True),
+    st.Page("app_pages/2_histories.py", url_path="histories", title="Training histories", icon=":material/show_chart:"),
+    st.Page("app_pages/3_compare.py", url_path="compare", title="Compare predictions", icon=":material/compare:"),
+    st.Page("app_pages/4_live.py", url_path="live", title="Live inference", icon=":material/photo_camera:"),
+    st.Page("app_pages/5_dataset.py", url_path="dataset", title="Dataset", icon=":material/photo_library:"),
+])
+ui.runs_dir_picker()
+navigation.run()

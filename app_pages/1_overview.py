@@ -1,0 +1,49 @@
+"""Overview: the runs in one table, the report's numbers beside ours, the three questions."""
+import pandas as pd
+import streamlit as st
+
+import ui
+from labcore.report import Answer, answers, overview_rows, report_rows
+from labcore.runs import Run
+from labcore.settings import RUN_IDS
+
+
+def runs_table(runs: list[Run]) -> None:
+    split = st.radio("Metrics from", ["val", "test"], horizontal=True,
+                     format_func={"val": "validation (as the report)", "test": "test split"}.get)
+    table = pd.DataFrame(overview_rows(runs, split)).drop(columns="weights").dropna(axis="columns", how="all")
+    # A static table wraps its headers to the page's width: nothing scrolls off a projector.
+    st.table(table.style.format(_cell, na_rep="—").hide(axis="index"))
+    if split == "test":
+        st.caption("The test split has no head boxes, so box metrics appear only on validation.")
+
+
+def report_table(runs: list[Run]) -> None:
+    st.subheader("The report's numbers beside ours (validation)")
+    st.table(pd.DataFrame(report_rows(runs)).style.format(_cell, na_rep="—").hide(axis="index"))
+    st.caption("~ = read off the report's curves. Ours: metrics.json; box loss from the history at "
+               "the best epoch. — = that run is not in the store.")
+
+
+def _cell(value) -> str:
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.4g}"
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
+
+
+def draw_answer(number: int, answer: Answer) -> None:
+    st.markdown(f"#### Q{number}. {answer.question}")
+    st.markdown("\n".join(f"- {line}" for line in answer.lines))
+
+
+st.title("Transfer learning on Oxford-IIIT Pet")
+runs = ui.runs_or_stop()
+absent = [r for r in RUN_IDS if r not in {run.run_id for run in runs}]
+st.caption(f"{len(runs)} of 6 runs in **{ui.runs_dir()}**"
+           + (f" — not yet trained: {', '.join(absent)}" if absent else ""))
+ui.show_problems(runs)
+runs_table(runs)
+report_table(runs)
+st.subheader("The report's three questions, from your runs")
+for n, answer in enumerate(answers(runs), 1):
+    draw_answer(n, answer)

@@ -1,0 +1,63 @@
+"""Training histories: every loss and metric, train and val, for any runs overlaid."""
+import pandas as pd
+import streamlit as st
+
+import ui
+from labcore.plots import RUN_COLOURS, curve_figure, history_keys, lr_drops
+from labcore.runs import Run
+from labcore.settings import METRIC_LABELS, RUN_IDS
+
+TITLES = {"loss": "total loss", "bbox_loss": "box loss", "mask_accuracy": "mask pixel accuracy"}
+
+
+def curve_options_ui() -> float:
+    """The smoothing strength the user chose."""
+    return st.columns([1, 2])[0].slider("Smoothing", 0.0, 0.9, 0.0, 0.1,
+                                        help="Exponential moving average over epochs; 0 shows the raw values.")
+
+
+def draw_curves(runs: list[Run], smoothing: float) -> None:
+    histories = [(r.label, r.history) for r in runs]
+    colours = [RUN_COLOURS[RUN_IDS.index(r.run_id)] for r in runs]  # a run keeps its colour
+    keys = history_keys([h for _, h in histories])
+    if not keys:
+        st.info("None of these runs has a readable history.json.")
+        return
+    colour_key(runs, colours)
+    columns = st.columns(2)
+    for n, key in enumerate(keys):
+        title = TITLES.get(key) or METRIC_LABELS.get(key) or key.replace("_", " ")
+        with columns[n % 2]:
+            figure = curve_figure(key, histories, smoothing, title=title, colours=colours, legend=False)
+            st.plotly_chart(figure, width="stretch", config=ui.PLOTLY_CONFIG, key=f"curve_{key}")
+    drops = {r.label: lr_drops(r.history.get("lr", [])) for r in runs}
+    lines = [f"{label}: epochs {', '.join(map(str, d))}" for label, d in drops.items() if d]
+    st.caption("Learning rate lowered — " + ("; ".join(lines) if lines else "in none of these runs."))
+
+
+def colour_key(runs: list[Run], colours: list[str]) -> None:
+    """One key for every chart below: run colours and what the line styles and markers mean."""
+    swatches = " &nbsp; ".join(f'<span style="color:{c}">━━</span> {r.label}' for r, c in zip(runs, colours))
+    st.markdown(swatches, unsafe_allow_html=True)
+    st.caption("solid: training · dashed: validation · ★ best epoch (lowest val loss) · "
+               "▼ learning rate lowered by ReduceLROnPlateau")
+
+
+def history_csv(runs: list[Run]) -> bytes:
+    """Every run's history as one long table: run, weights, epoch, series, value."""
+    rows = [{"run": r.run_id, "weights": r.weights, "epoch": epoch, "series": key, "value": value}
+            for r in runs for key, values in r.history.items() for epoch, value in enumerate(values, 1)]
+    return pd.DataFrame(rows, columns=["run", "weights", "epoch", "series", "value"]).to_csv(index=False).encode()
+
+
+st.title("Training histories")
+all_runs = ui.runs_or_stop()
+ui.show_problems(all_runs)
+chosen = ui.preset_many_picker(all_runs, key="hist_runs")
+if not chosen:
+    st.info("Pick at least one run above.")
+    st.stop()
+smoothing = curve_options_ui()
+draw_curves(chosen, smoothing)
+st.download_button("Download these histories (CSV)", history_csv(chosen), file_name="histories.csv",
+                   mime="text/csv")

@@ -1,0 +1,101 @@
+"""The example images the app shows: which data a run saw, which test images to pick, and how
+two runs' predictions on them score and differ."""
+from __future__ import annotations
+
+from dataclasses import fields
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from labcore.images import resize_for_model
+from labcore.inference import Prediction, Predictor, summarise
+from labcore.metrics import box_iou, mask_iou
+from labcore.settings import Settings
+from labcore.sources import TFDS_NAME, DataUnavailable, Source, load_source, tfds_prepared
+
+BATCH = 32
+
+
+def settings_from_config(config: dict) -> Settings:
+    """The Settings a run was trained with (config.json "settings"); unknown keys are ignored,
+    missing ones take the defaults."""
+    known = {f.name for f in fields(Settings)}
+    stored = config.get("settings", {}) if isinstance(config.get("settings"), dict) else {}
+    values = {k: v for k, v in stored.items() if k in known}
+    for key in ("dense_units", "decoder_filters"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    return Settings(**values)
+
+
+def open_source(settings: Settings) -> Source:
+    """load_source, except that it never starts the 800 MB download from an app page."""
+    if settings.dataset == "oxford_iiit_pet" and not tfds_prepared(settings.data_dir):
+        raise DataUnavailable(f"{TFDS_NAME} is not prepared on this machine; `python train.py` "
+                              "downloads it once (it needs the network), or use a folder or the "
+                              "synthetic source.")
+    return load_source(settings)
+
+
+def pick_random(indices: Sequence[int], count: int, seed: int) -> list[int]:
+    rng = np.random.default_rng(seed)
+    return sorted(int(i) for i in rng.choice(indices, min(count, len(indices)), replace=False))
+
+
+def of_breed(indices: Sequence[int], labels: np.ndarray, breed: int) -> list[int]:
+    return [int(i) for i in indices if labels[i] == breed]
+
+
+def most_different(indices: Sequence[int], scores: Sequence[float | None], count: int) -> list[int]:
+    """The `count` indices with the highest disagreement scores (None scores last)."""
+    order = sorted(range(len(indices)), key=lambda k: -(scores[k] if scores[k] is not None else -1.0))
+    return [int(indices[k]) for k in order[:count]]
+
+
+def predict_images(predictor: Predictor, images: Sequence[np.ndarray]) -> list[Prediction]:
+    """Predictions for full-size uint8 images, resized as the training pipeline resizes them."""
+    out: list[Prediction] = []
+    for start in range(0, len(images), BATCH):
+        chunk = images[start:start + BATCH]
+        batch = np.stack([resize_for_model(Image.fromarray(im), predictor.image_size) for im in chunk])
+        raw = predictor.predict_arrays(batch)
+        out += [summarise(predictor.run_id, raw, i) for i in range(len(chunk))]
+    return out
+
+
+def disagreement(a: Prediction, b: Prediction) -> float | None:
+    """How differently two runs see one image, 0 (same) to 1, averaged over the outputs both
+    have: label (1 - shared top-5 probability mass), box (1 - IoU), mask (1 - IoU).
+    None when the runs share no output."""
+    parts = []
+    if a.top5 is not None and b.top5 is not None:
+        pa, pb = dict(a.top5), dict(b.top5)
+        parts.append(1.0 - sum(min(pa[k], pb[k]) for k in pa.keys() & pb.keys()))
+    if a.box is not None and b.box is not None:
+        parts.append(1.0 - float(box_iou(a.box, b.box)))
+    if a.mask is not None and b.mask is not None:
+        parts.append(1.0 - mask_iou(_resize_mask(a.mask, b.mask.shape[:2]), b.mask))
+    return float(np.mean(parts)) if parts else None
+
+
+def scores(pred: Prediction, example: dict) -> dict[str, float | bool | None]:
+    """Per-image scores against the truth: right breed, mask IoU, box IoU (None without a true
+    box, as in the test split)."""
+    out: dict[str, float | bool | None] = {}
+    if pred.top5 is not None:
+        out["correct"] = pred.top5[0][0] == int(example["label"])
+    if pred.mask is not None:
+        true = np.asarray(example["mask"])[..., 0]
+        out["mask_iou"] = mask_iou(true, _resize_mask(pred.mask, true.shape))
+    if pred.box is not None:
+        has_box = float(example.get("has_box", 0)) > 0.5
+        out["box_iou"] = float(box_iou(example["bbox"], pred.box)) if has_box else None
+    return out
+
+
+def _resize_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    if mask.shape[:2] == tuple(shape):
+        return mask
+    resized = Image.fromarray(mask.astype(np.uint8)).resize((shape[1], shape[0]), Image.Resampling.NEAREST)
+    return np.asarray(resized)

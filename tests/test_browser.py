@@ -1,0 +1,118 @@
+"""The real app, served by `streamlit run`, driven in headless Chromium (Debian's, via Playwright).
+
+Skips, saying why, where Chromium or Playwright is missing; CI installs both.
+"""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT
+from labcore.settings import BREEDS, breed_name
+from labcore.sources import draw_pet
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+
+PAGES = {"": "Transfer learning on Oxford-IIIT Pet", "histories": "Training histories", "compare": "Compare predictions",
+         "live": "Live inference", "dataset": "Dataset"}
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(demo_runs):
+    port = free_port()
+    env = {**os.environ, "PETLAB_RUNS_DIR": str(demo_runs)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        tab = browser.new_page(viewport={"width": 1400, "height": 1000})
+        tab.set_default_timeout(120_000)
+        yield tab
+        browser.close()
+
+
+def wait_until_idle(page) -> None:
+    """Until the page's script has finished its run (Streamlit marks the app root)."""
+    page.wait_for_timeout(500)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=180_000)
+
+
+def assert_no_error(page) -> None:
+    body = page.inner_text("body")
+    assert "Traceback" not in body
+    assert page.locator("[data-testid='stException']").count() == 0
+
+
+def test_every_page_renders(page, server):
+    for path, title in PAGES.items():
+        page.goto(f"{server}/{path}")
+        page.get_by_role("heading", name=title).first.wait_for()
+        wait_until_idle(page)
+        assert_no_error(page)
+
+
+def test_upload_a_photo_and_see_a_breed(page, server, tmp_path):
+    image, _, _ = draw_pet(5, np.random.default_rng(1), size=200)
+    photo = tmp_path / "my_cat.jpg"
+    Image.fromarray(image).save(photo, format="JPEG")
+    page.goto(f"{server}/live")
+    page.get_by_role("heading", name="Live inference").wait_for()
+    page.locator("input[type=file]").set_input_files(str(photo))
+    page.get_by_text("my_cat.jpg").first.wait_for()
+    wait_until_idle(page)
+    body = page.inner_text("body")
+    assert any(breed_name(i) in body for i in range(len(BREEDS)))
+    assert " ms" in body  # time per model
+    assert_no_error(page)
+
+
+def test_upload_a_broken_file_and_see_the_message(page, server, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"this is not a jpeg at all")
+    page.goto(f"{server}/live")
+    page.get_by_role("heading", name="Live inference").wait_for()
+    page.locator("input[type=file]").set_input_files(str(broken))
+    page.get_by_text("is not an image this app can read").wait_for()
+    assert_no_error(page)
