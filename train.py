@@ -21,23 +21,23 @@ from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS  # noqa: E40
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Fit the transfer-learning lab's runs (detection, segmentation, multitask; "
-                    "pretrained and scratch) and store them for the app.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                    "pretrained and scratch) and store them for the app. Flags left out take the "
+                    "profile's value.")
     p.add_argument("--profile", choices=PROFILES, default="report",
-                   help="settings to start from: " + "; ".join(f"{k}: {v}" for k, v in PROFILE_HELP.items()))
+                   help="settings to start from (default: report): " + "; ".join(f"{k}: {v}" for k, v in PROFILE_HELP.items()))
     p.add_argument("--only", nargs="+", choices=RUN_IDS, metavar="RUN_ID",
-                   help=f"train only these runs (of {', '.join(RUN_IDS)})")
+                   help=f"train only these runs (default: all six: {', '.join(RUN_IDS)})")
     p.add_argument("--init", choices=("both",) + INITS, default="both",
-                   help="train only the pretrained or only the scratch runs")
+                   help="train only the pretrained or only the scratch runs (default: both)")
     p.add_argument("--dataset", choices=("oxford_iiit_pet", "folder", "synthetic"),
-                   help="where the images come from (default: the profile's)")
+                   help="where the images come from")
     p.add_argument("--data-dir", help="with --dataset folder: the folder holding images/ and annotations/; "
                                       "with oxford_iiit_pet: tensorflow-datasets' data folder")
     p.add_argument("--epochs", type=int, help="maximum epochs (EarlyStopping may end sooner)")
     p.add_argument("--image-size", type=int, help="square input size in pixels, a multiple of 32")
     p.add_argument("--limit", type=int, help="use at most this many trainval (and test) images, stratified")
     p.add_argument("--runs-dir", default=os.environ.get("PETLAB_RUNS_DIR", "runs"),
-                   help="where runs are stored (env PETLAB_RUNS_DIR)")
+                   help="where runs are stored (default: $PETLAB_RUNS_DIR, else runs)")
     p.add_argument("--weights", choices=("imagenet", "synthetic-pretext"),
                    help="where pretrained runs get their backbone: ImageNet (Keras download or "
                         "--weights-dir) or the project's own synthetic pretext pretraining")
