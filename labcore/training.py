@@ -29,6 +29,7 @@ from labcore.settings import RunSpec, Settings
 from labcore.sources import Source
 
 Progress = Callable[[str], None]
+BATCH_NOTE_SECONDS = 30.0
 
 
 class HistoryLog(keras.callbacks.Callback):
@@ -51,7 +52,17 @@ class HistoryLog(keras.callbacks.Callback):
             self.progress(f"[{self.run_id}] resuming after epoch {done}")
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start = self._last_note = time.perf_counter()
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        # A real-data epoch on a CPU can take many minutes: say where it is every half minute.
+        now = time.perf_counter()
+        if now - self._last_note >= BATCH_NOTE_SECONDS:
+            self._last_note = now
+            steps = self.params.get("steps") or "?"
+            self.progress(f"[{self.run_id}] epoch {self._epoch + 1}/{self.total}: batch {batch + 1}/{steps}, "
+                          f"loss {float((logs or {}).get('loss', float('nan'))):.4f}")
 
     def on_epoch_end(self, epoch, logs=None):
         row = self.normalise(logs or {})

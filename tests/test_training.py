@@ -74,3 +74,15 @@ def test_killed_run_leaves_no_run_directory_and_resumes(tiny_settings, tmp_path)
     assert sum("epoch " in m and "/4" in m for m in messages) == 2  # only epochs 3 and 4 ran
     assert len(history["loss"]) == 4
     assert history["loss"][:2] == first["loss"]
+
+
+def test_long_epochs_report_their_batches(tiny_settings, tmp_path, monkeypatch):
+    import labcore.training as training
+
+    monkeypatch.setattr(training, "BATCH_NOTE_SECONDS", 0.0)  # every batch is "long"
+    settings = tiny_settings.with_overrides(epochs=1, limit=96, batch_size=16)
+    messages = []
+    train_run(RUNS["detection-scratch"], settings, synthetic_source(96, seed=0), tmp_path, messages.append)
+    notes = [m for m in messages if ": batch " in m]
+    steps = -(-77 // 16)  # 80 % of 96 for training, in batches of 16
+    assert notes and notes[-1].startswith(f"[detection-scratch] epoch 1/1: batch {steps}/{steps}")
