@@ -86,3 +86,21 @@ def test_long_epochs_report_their_batches(tiny_settings, tmp_path, monkeypatch):
     notes = [m for m in messages if ": batch " in m]
     steps = -(-77 // 16)  # 80 % of 96 for training, in batches of 16
     assert notes and notes[-1].startswith(f"[detection-scratch] epoch 1/1: batch {steps}/{steps}")
+
+
+def test_pretrained_run_with_fine_tuning_unfreezes_the_backbone(tiny_settings, tmp_path):
+    settings = tiny_settings.with_overrides(epochs=2, fine_tune_epochs=1, limit=64, pretext_examples=64,
+                                            pretext_epochs=1)
+    messages = []
+    path = train_run(RUNS["detection-pretrained"], settings, synthetic_source(64, seed=0), tmp_path, messages.append)
+    assert (tmp_path / ".pretext").is_dir()  # the synthetic pretext backbone, kept for reuse
+    assert any("fine-tuning" in m for m in messages)
+    history = json.loads((path / "history.json").read_text())
+    assert len(history["loss"]) == 3
+    assert history["lr"][2] == pytest.approx(history["lr"][0] / 100)
+    config = json.loads((path / "config.json").read_text())
+    assert config["weights"] == "synthetic-pretext"
+    frozen = train_run(RUNS["detection-pretrained"], settings.with_overrides(fine_tune_epochs=0),
+                       synthetic_source(64, seed=0), tmp_path / "frozen", lambda m: None)
+    frozen_config = json.loads((frozen / "config.json").read_text())
+    assert config["trainable_parameters"] > frozen_config["trainable_parameters"]
