@@ -1,0 +1,77 @@
+"""Screenshot every page of the app, as a person sees it, into docs/screenshots/.
+
+    PETLAB_RUNS_DIR=runs python scripts/screenshots.py [--port 8597]
+
+Serves the app with `streamlit run`, opens each page in headless Chromium (Debian's, through
+Playwright), waits until the page's script has finished, and saves a full-page PNG. On the live
+page it clicks the first real photo if there is one, else the first drawn example.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+PAGES = {"overview": "", "histories": "histories", "compare": "compare", "live": "live", "dataset": "dataset"}
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def wait_until_idle(page) -> None:
+    page.wait_for_timeout(800)
+    page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']", timeout=300_000)
+    page.wait_for_timeout(1500)  # let plotly finish drawing
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=8597)
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    args = parser.parse_args()
+    chromium = shutil.which("chromium")
+    if not chromium:
+        print("screenshots.py: Debian's chromium is not installed (apt-get install chromium)", file=sys.stderr)
+        return 1
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                               "--server.port", str(args.port)], cwd=ROOT, env=os.environ.copy(),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{args.port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        args.out.mkdir(parents=True, exist_ok=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(300_000)
+            for name, path in PAGES.items():
+                page.goto(f"{url}/{path}")
+                wait_until_idle(page)
+                if name == "live":
+                    buttons = page.locator("[data-testid='stButton'] button")
+                    real = buttons.filter(has_not_text="drawn")
+                    (real if real.count() else buttons).first.click()
+                    wait_until_idle(page)
+                page.screenshot(path=str(args.out / f"{name}.png"), full_page=True)
+                print(f"saved {args.out / f'{name}.png'}")
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
