@@ -135,11 +135,16 @@ class Accumulator:
         return out
 
 
-def evaluate(model: keras.Model, dataset: tf.data.Dataset) -> dict[str, float]:
-    """The metrics.json figures of a model on a batched (inputs, targets) dataset."""
-    forward = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
-    acc = Accumulator()
-    for inputs, targets in dataset:
-        preds = {k: v.numpy() for k, v in forward(inputs).items()}
-        acc.add({k: v.numpy() for k, v in targets.items()}, preds)
-    return acc.result()
+def evaluate(model: keras.Model, datasets: dict[str, tf.data.Dataset]) -> dict[str, dict[str, float]]:
+    """The metrics.json figures of a model on batched (inputs, targets) datasets, by split name.
+    One traced forward pass serves every split and batch size."""
+    spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
+    forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
+    results = {}
+    for name, dataset in datasets.items():
+        acc = Accumulator()
+        for inputs, targets in dataset:
+            preds = {k: v.numpy() for k, v in forward(inputs).items()}
+            acc.add({k: v.numpy() for k, v in targets.items()}, preds)
+        results[name] = acc.result()
+    return results

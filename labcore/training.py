@@ -165,7 +165,7 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
                       *(extra_callbacks or [])])
 
     progress(f"[{spec.run_id}] evaluating on val and test")
-    results = {"val": lab_metrics.evaluate(model, splits.val), "test": lab_metrics.evaluate(model, splits.test)}
+    results = lab_metrics.evaluate(model, {"val": splits.val, "test": splits.test})
     history = history_log.history
     val_loss = history.get("val_loss", [])
     config = {
