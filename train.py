@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
@@ -73,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     from labcore.models import WeightsUnavailable
     from labcore.sources import DataUnavailable
 
+    # Stored absolute, so the app finds the data from wherever it is started.
+    data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
     settings = PROFILES[args.profile].with_overrides(
-        dataset=args.dataset, data_dir=args.data_dir, epochs=args.epochs, image_size=args.image_size,
+        dataset=args.dataset, data_dir=data_dir, epochs=args.epochs, image_size=args.image_size,
         limit=args.limit, weights=args.weights, weights_dir=args.weights_dir, mask_classes=args.mask_classes,
         fine_tune_epochs=args.fine_tune_epochs, seed=args.seed, mixed_precision=args.mixed_precision,
         jit_compile=args.jit_compile, extra={"backbone": "tiny"} if args.tiny_backbones else None)

@@ -55,6 +55,7 @@ def test_folder_dataset_trains_from_the_command_line(pets_folder, tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     config = json.loads((tmp_path / "runs" / "segmentation-scratch" / "config.json").read_text())
     assert config["dataset"]["source"] == "folder" and config["dataset"]["test"] == pets_folder.test
+    assert config["settings"]["data_dir"] == str(pets_folder.root.resolve())  # absolute, for the app
 
 
 def test_mixed_precision_and_xla_flags_train_and_are_recorded(tmp_path):
