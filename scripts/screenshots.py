@@ -31,6 +31,18 @@ def wait_until_idle(page) -> None:
     page.wait_for_timeout(1500)  # let plotly finish drawing
 
 
+def full_page_screenshot(page, path: Path) -> None:
+    """Streamlit scrolls inside its main container, not the document: grow the window to the
+    container's height, shoot, then shrink it back."""
+    height = page.evaluate("""() => Math.max(...Array.from(
+        document.querySelectorAll("[data-testid='stMain'], [data-testid='stAppViewContainer']"),
+        e => e.scrollHeight))""")
+    page.set_viewport_size({"width": 1600, "height": min(max(height, 1000), 8000)})
+    wait_until_idle(page)
+    page.screenshot(path=str(path))
+    page.set_viewport_size({"width": 1600, "height": 1000})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8597)
@@ -64,7 +76,7 @@ def main() -> int:
                     real = buttons.filter(has_not_text="drawn")
                     (real if real.count() else buttons).first.click()
                     wait_until_idle(page)
-                page.screenshot(path=str(args.out / f"{name}.png"), full_page=True)
+                full_page_screenshot(page, args.out / f"{name}.png")
                 print(f"saved {args.out / f'{name}.png'}")
             browser.close()
     finally:
