@@ -114,6 +114,22 @@ def test_live_runs_every_model_on_an_example_and_on_an_upload(demo_runs, monkeyp
     assert "**pet.png** · 64 × 48 px" in texts(at)
 
 
+def test_reruns_keep_the_models_compiled(demo_runs, monkeypatch):
+    """Streamlit clears Keras' session after each run, which would throw away TensorFlow's
+    compiled kernels of every cached model (about a second per EfficientNetB3 per new photo):
+    once a model is loaded, no rerun may clear the kernel cache."""
+    from tensorflow.python.eager import context
+
+    at = open_page(PAGES[3], demo_runs, monkeypatch)
+    at.button(key=f"live_example_{at.get('button')[0].label}").click().run()  # loads the models
+    clears = []
+    original = context.Context.clear_kernel_cache
+    monkeypatch.setattr(context.Context, "clear_kernel_cache", lambda self: (clears.append(1), original(self)))
+    at.button(key=f"live_example_{at.get('button')[1].label}").click().run()
+    assert not at.exception and sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
+    assert clears == []
+
+
 def test_live_answers_a_broken_upload_in_one_line(demo_runs, monkeypatch):
     at = open_page(PAGES[3], demo_runs, monkeypatch)
     at.file_uploader[0].set_value(("cat.jpg", b"not a picture at all", "image/jpeg")).run()
