@@ -90,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     except (DataUnavailable, WeightsUnavailable) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 1
+    except OSError as err:  # a full disk, a folder we may not write to, a file that vanished
+        print(f"train.py: {err.strerror or err} ({err.filename or args.runs_dir}); "
+              "fix that and run again: an unfinished run resumes from its last finished epoch",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("train.py: interrupted; run it again to resume the unfinished run", file=sys.stderr)
         return 130

@@ -68,3 +68,11 @@ def test_mixed_precision_and_xla_flags_train_and_are_recorded(tmp_path):
     assert settings["mixed_precision"] is True and settings["jit_compile"] is True
     history = json.loads((run / "history.json").read_text())
     assert all(math.isfinite(v) for v in history["loss"])  # float32 outputs keep the loss stable
+
+
+def test_an_unwritable_runs_dir_is_one_line(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the runs folder should be")
+    result = run_train(["--profile", "demo", "--tiny-backbones", "--only", "segmentation-scratch"], blocker, timeout=120)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("train.py:")
