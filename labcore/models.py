@@ -69,8 +69,10 @@ def build_backbone(name: str, image_size: int, weights: str | None = None,
     except Exception as err:  # Keras raises plain Exception on a failed download
         if weights != "imagenet":
             raise
+        reason = " ".join(str(err).split())
+        reason = reason if len(reason) <= 200 else reason[:199] + "…"
         raise WeightsUnavailable(
-            f"{name}: could not download ImageNet weights ({str(err).splitlines()[0][:120]}). "
+            f"{name}: could not download ImageNet weights ({reason}). "
             f"Put {IMAGENET_FILES[name]} in a folder and pass --weights-dir FOLDER, or train "
             f"without it: --weights synthetic-pretext, or --init scratch.") from err
 
