@@ -2,8 +2,10 @@
 
 A run is written under `<runs>/.partial/<run id>/` and renamed to `<runs>/<run id>/` only
 when everything is in it, so a run directory is either complete or absent. A killed run
-resumes from its last finished epoch (Keras' BackupAndRestore keeps weights, optimizer and
-epoch; our HistoryLog keeps the earlier epochs' history).
+resumes from its last finished epoch: Keras' BackupAndRestore keeps weights, optimizer and
+epoch; HistoryLog keeps the earlier epochs' history; ResumableEarlyStopping keeps the best
+epoch's weights and the patience count. (ReduceLROnPlateau's patience count starts afresh;
+the learning rate itself is restored with the optimizer.)
 """
 from __future__ import annotations
 
@@ -89,6 +91,36 @@ class HistoryLog(keras.callbacks.Callback):
         return out
 
 
+class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
+    """EarlyStopping whose state (best val_loss, its epoch, the patience count and the best
+    weights) is kept in the run's work folder, so a resumed run still ends on the best epoch
+    seen before the kill, not only the best one after it."""
+
+    def __init__(self, work: Path, **kwargs):
+        super().__init__(restore_best_weights=True, **kwargs)
+        self.state_path, self.weights_path = work / "early_stopping.json", work / "best.weights.h5"
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        resuming = getattr(self.model, "_initial_epoch", 0)  # set by BackupAndRestore, just before
+        if not (resuming and self.state_path.exists()):
+            return
+        state = json.loads(self.state_path.read_text())
+        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        if self.weights_path.exists():
+            current = self.model.get_weights()
+            self.model.load_weights(self.weights_path)
+            self.best_weights = self.model.get_weights()
+            self.model.set_weights(current)
+
+    def on_epoch_end(self, epoch, logs=None):
+        best_before = self.best
+        super().on_epoch_end(epoch, logs)
+        if self.best != best_before:
+            self.model.save_weights(self.weights_path)
+        write_json(self.state_path, {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait})
+
+
 def compile_model(model: keras.Model, outputs: tuple[str, ...], learning_rate: float, jit_compile: bool) -> None:
     losses, metric_objs = lab_metrics.compile_spec(outputs)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, metrics=metric_objs,
@@ -140,8 +172,7 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
 
     history_log = HistoryLog(work / "history.json", spec.outputs, progress, spec.run_id,
                              settings.epochs + settings.fine_tune_epochs)
-    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=settings.early_stopping_patience,
-                                          restore_best_weights=True)
+    early = ResumableEarlyStopping(work, monitor="val_loss", patience=settings.early_stopping_patience)
     callbacks = [
         keras.callbacks.BackupAndRestore(str(work / "backup")),
         history_log,
@@ -191,6 +222,8 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
     write_json(work / "config.json", config)
     model.save(work / "model.keras")
     shutil.rmtree(work / "backup", ignore_errors=True)
+    for leftover in ("early_stopping.json", "best.weights.h5"):
+        (work / leftover).unlink(missing_ok=True)
     if final.exists():
         shutil.rmtree(final)
     work.rename(final)

@@ -1,6 +1,8 @@
 import json
+import shutil
 
 import keras
+import numpy as np
 import pytest
 
 from labcore.runs import list_runs
@@ -104,3 +106,29 @@ def test_pretrained_run_with_fine_tuning_unfreezes_the_backbone(tiny_settings, t
                        synthetic_source(64, seed=0), tmp_path / "frozen", lambda m: None)
     frozen_config = json.loads((frozen / "config.json").read_text())
     assert config["trainable_parameters"] > frozen_config["trainable_parameters"]
+
+
+class WreckWeights(keras.callbacks.Callback):
+    """Makes every epoch after a resume far worse than any before it."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model.set_weights([w * 1000.0 for w in self.model.get_weights()])
+
+
+def test_a_resumed_run_still_ends_on_the_best_epoch_before_the_kill(tiny_settings, tmp_path):
+    settings = tiny_settings.with_overrides(epochs=4, limit=64, early_stopping_patience=50)
+    source = synthetic_source(64, seed=0)
+    spec = RUNS["segmentation-scratch"]
+    with pytest.raises(Killed):
+        train_run(spec, settings, source, tmp_path, lambda m: None, extra_callbacks=[KillAfterEpoch(2)])
+    saved_best = tmp_path / "best-before-kill.weights.h5"
+    shutil.copy(tmp_path / ".partial" / spec.run_id / "best.weights.h5", saved_best)
+
+    path = train_run(spec, settings, source, tmp_path, lambda m: None, extra_callbacks=[WreckWeights()])
+    history = json.loads((path / "history.json").read_text())
+    assert int(np.nanargmin(history["val_loss"])) < 2  # the best epoch is one from before the kill
+    final = keras.saving.load_model(path / "model.keras", compile=False)
+    expected = keras.saving.load_model(path / "model.keras", compile=False)
+    expected.load_weights(saved_best)
+    for got, want in zip(final.get_weights(), expected.get_weights()):
+        np.testing.assert_array_equal(got, want)
