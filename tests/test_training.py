@@ -27,6 +27,16 @@ class KillAfterEpoch(keras.callbacks.Callback):
             raise Killed()
 
 
+def start_and_kill(run_id: str, tiny_settings, runs_dir):
+    """Start a 4-epoch run and kill it after epoch 2; returns (spec, settings, source) to resume."""
+    settings = tiny_settings.with_overrides(epochs=4, limit=64, early_stopping_patience=50)
+    source = synthetic_source(64, seed=0)
+    spec = RUNS[run_id]
+    with pytest.raises(Killed):
+        train_run(spec, settings, source, runs_dir, lambda m: None, extra_callbacks=[KillAfterEpoch(2)])
+    return spec, settings, source
+
+
 def test_tiny_multitask_run_learns(tiny_settings, tmp_path):
     settings = tiny_settings.with_overrides(image_size=64, limit=320, epochs=10)
     messages = []
@@ -59,11 +69,7 @@ def test_run_directory_is_complete_and_partial_work_is_gone(tiny_settings, tmp_p
 
 
 def test_killed_run_leaves_no_run_directory_and_resumes(tiny_settings, tmp_path):
-    settings = tiny_settings.with_overrides(epochs=4, limit=64, early_stopping_patience=50)
-    source = synthetic_source(64, seed=0)
-    spec = RUNS["detection-scratch"]
-    with pytest.raises(Killed):
-        train_run(spec, settings, source, tmp_path, lambda m: None, extra_callbacks=[KillAfterEpoch(2)])
+    spec, settings, source = start_and_kill("detection-scratch", tiny_settings, tmp_path)
     assert not (tmp_path / spec.run_id).exists()  # complete or absent
     assert list_runs(tmp_path) == []
     first = json.loads((tmp_path / ".partial" / spec.run_id / "history.json").read_text())
@@ -116,11 +122,7 @@ class WreckWeights(keras.callbacks.Callback):
 
 
 def test_a_resumed_run_still_ends_on_the_best_epoch_before_the_kill(tiny_settings, tmp_path):
-    settings = tiny_settings.with_overrides(epochs=4, limit=64, early_stopping_patience=50)
-    source = synthetic_source(64, seed=0)
-    spec = RUNS["segmentation-scratch"]
-    with pytest.raises(Killed):
-        train_run(spec, settings, source, tmp_path, lambda m: None, extra_callbacks=[KillAfterEpoch(2)])
+    spec, settings, source = start_and_kill("segmentation-scratch", tiny_settings, tmp_path)
     saved_best = tmp_path / "best-before-kill.weights.h5"
     shutil.copy(tmp_path / ".partial" / spec.run_id / "best.weights.h5", saved_best)
 
