@@ -14,5 +14,5 @@ navigation = st.navigation([
     st.Page("app_pages/4_live.py", url_path="live", title="Live inference", icon=":material/photo_camera:"),
     st.Page("app_pages/5_dataset.py", url_path="dataset", title="Dataset", icon=":material/photo_library:"),
 ])
-ui.runs_dir_picker()
+ui.experiment_picker()
 navigation.run()

@@ -1,9 +1,9 @@
 #!/usr/bin/env python
-"""Train the lab's six runs (or some of them) into a run store the app reads.
+"""Train the lab's six runs (or some of them) into an experiment the app reads.
 
-    python train.py --profile demo          # synthetic data, no network, a few minutes on a CPU
-    python train.py                         # the report's settings on the real dataset
-    python train.py --dataset folder --data-dir ~/oxford-pets --only detection-scratch
+    python train.py --profile demo          # synthetic data, no network -> runs/demo/
+    python train.py                         # the report's settings on the real dataset -> runs/report/
+    python train.py --profile quick --dataset folder --data-dir ~/oxford-pets --name pets-folder
 """
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
 
-from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS  # noqa: E402
+from labcore.experiments import check_name  # noqa: E402
+from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -37,8 +38,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="maximum epochs (EarlyStopping may end sooner)")
     p.add_argument("--image-size", type=int, help="square input size in pixels, a multiple of 32")
     p.add_argument("--limit", type=int, help="use at most this many trainval (and test) images, stratified")
+    p.add_argument("--name", help="the experiment: runs go to RUNS_DIR/NAME/ (default: the profile's name). "
+                                  "One experiment is one set of settings; use a new name for new settings")
     p.add_argument("--runs-dir", default=os.environ.get("PETLAB_RUNS_DIR", "runs"),
-                   help="where runs are stored (default: $PETLAB_RUNS_DIR, else runs)")
+                   help="the runs root, holding one folder per experiment (default: $PETLAB_RUNS_DIR, else runs)")
     p.add_argument("--weights", choices=("imagenet", "synthetic-pretext"),
                    help="where pretrained runs get their backbone: ImageNet (Keras download or "
                         "--weights-dir) or the project's own synthetic pretext pretraining")
@@ -62,7 +65,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"--{flag.replace('_', '-')} must be positive")
     if args.dataset == "folder" and not args.data_dir:
         p.error("--dataset folder needs --data-dir PATH")
+    args.name = args.name or args.profile
+    problem = check_name(args.name)
+    if problem:
+        p.error(problem)
     return args
+
+
+def settings_from_args(args: argparse.Namespace) -> Settings:
+    """The profile's settings with the flags given on top."""
+    # Stored absolute, so the app finds the data from wherever it is started.
+    data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
+    return PROFILES[args.profile].with_overrides(
+        dataset=args.dataset, data_dir=data_dir, epochs=args.epochs, image_size=args.image_size,
+        limit=args.limit, weights=args.weights, weights_dir=args.weights_dir, mask_classes=args.mask_classes,
+        fine_tune_epochs=args.fine_tune_epochs, seed=args.seed, mixed_precision=args.mixed_precision,
+        jit_compile=args.jit_compile, extra={"backbone": "tiny"} if args.tiny_backbones else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,24 +88,18 @@ def main(argv: list[str] | None = None) -> int:
     # Our datasets are shuffled in tf.data; Keras' reminder about it is noise in the log.
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    from labcore.lab import summary_table, train_all
+    from labcore.lab import SettingsDiffer, summary, train_all
     from labcore.models import WeightsUnavailable
     from labcore.sources import DataUnavailable
 
-    # Stored absolute, so the app finds the data from wherever it is started.
-    data_dir = str(Path(args.data_dir).expanduser().resolve()) if args.data_dir else None
-    settings = PROFILES[args.profile].with_overrides(
-        dataset=args.dataset, data_dir=data_dir, epochs=args.epochs, image_size=args.image_size,
-        limit=args.limit, weights=args.weights, weights_dir=args.weights_dir, mask_classes=args.mask_classes,
-        fine_tune_epochs=args.fine_tune_epochs, seed=args.seed, mixed_precision=args.mixed_precision,
-        jit_compile=args.jit_compile, extra={"backbone": "tiny"} if args.tiny_backbones else None)
+    settings = settings_from_args(args)
     run_ids = [r for r in (args.only or RUN_IDS) if args.init == "both" or r.endswith(args.init)]
     if not run_ids:
         print("train.py: no run left to train after --only and --init", file=sys.stderr)
         return 2
     try:
-        trained = train_all(run_ids, settings, args.runs_dir, force=args.force)
-    except (DataUnavailable, WeightsUnavailable) as err:
+        trained = train_all(run_ids, settings, Path(args.runs_dir), args.name, force=args.force)
+    except (DataUnavailable, WeightsUnavailable, SettingsDiffer) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # a full disk, a folder we may not write to, a file that vanished
@@ -98,11 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("train.py: interrupted; run it again to resume the unfinished run", file=sys.stderr)
         return 130
+    experiment = Path(args.runs_dir) / args.name
     print()
-    print(summary_table(args.runs_dir, run_ids))
+    print(summary(experiment, run_ids))
     if not trained:
-        print("\nnothing to train: every run asked for is finished (use --force to retrain)")
-    print(f"\nruns are in {args.runs_dir}/; see them with: streamlit run app.py")
+        print("\nnothing to train: every run asked for is finished with these settings (--force retrains)")
+    print(f"\nruns are in {experiment}/; see them with: streamlit run app.py"
+          + ("" if args.runs_dir == "runs" else f" -- --runs-dir {args.runs_dir}"))
     return 0
 
 

@@ -1,82 +1,121 @@
-"""Streamlit pieces every page shares: the run-store picker, the empty state, run pickers and
-the cached loaders (runs, models, data). Nothing here imports TensorFlow at import time, so a
+"""Streamlit pieces every page shares: the experiment picker and its provenance note, the empty
+state, run pickers and the cached loaders (experiments, models, data). Nothing here imports TensorFlow at import time, so a
 page that needs no model loads none."""
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import streamlit as st
 
+from labcore.experiments import Experiment, list_experiments, store_signature, train_command
 from labcore.report import PRESETS
-from labcore.runs import RUN_FILES, Run, default_runs_dir, list_runs, partial_runs
+from labcore.runs import Run, default_runs_dir
 
 if TYPE_CHECKING:
     from labcore.inference import Predictor
     from labcore.settings import Settings
     from labcore.sources import Source
 
-RUNS_DIR_KEY = "runs_dir"
+EXPERIMENT_KEY = "experiment"
 DEMO_COMMAND = "python train.py --profile demo"
 SHARED_PETS = Path(__file__).resolve().parent.parent / "shared" / "data" / "oxford-pets-3class"
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
 
-# --------------------------------------------------------------------------- the run store
+# --------------------------------------------------------------------------- the experiments
 
-def runs_dir_picker() -> Path:
-    """Sidebar box for the run store; drawn once in app.py so it holds across pages."""
-    if RUNS_DIR_KEY not in st.session_state:
-        st.session_state[RUNS_DIR_KEY] = str(default_runs_dir())
-    st.sidebar.text_input("Run store (folder)", key=RUNS_DIR_KEY,
-                          help="The folder train.py wrote to. Default: runs/, or $PETLAB_RUNS_DIR.")
-    return runs_dir()
-
-
-def runs_dir() -> Path:
-    return Path(st.session_state.get(RUNS_DIR_KEY) or default_runs_dir()).expanduser()
+def runs_root() -> Path:
+    """The runs root, fixed when the server starts: `streamlit run app.py -- --runs-dir DIR`,
+    else $PETLAB_RUNS_DIR, else runs/. A visitor picks among its experiments, never a path."""
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--runs-dir")
+    given = parser.parse_known_args(sys.argv[1:])[0].runs_dir
+    return Path(given).expanduser() if given else default_runs_dir()
 
 
-def load_runs() -> list[Run]:
-    """The runs in the chosen store, re-read whenever one of their files changes."""
-    root = runs_dir()
-    return _load_runs(str(root), _store_signature(root))
-
-
-def _store_signature(root: Path) -> tuple:
-    if not root.is_dir():
-        return ()
-    stamp = []
-    for run in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for name in RUN_FILES:
-            path = run / name
-            stamp.append((run.name, name, path.stat().st_mtime_ns if path.exists() else None))
-    return tuple(stamp)
+def experiments() -> list[Experiment]:
+    """The experiments under the runs root, newest first; re-read whenever a run file changes."""
+    root = runs_root()
+    return _experiments(str(root), store_signature(root))
 
 
 @st.cache_data(show_spinner=False)
-def _load_runs(root: str, signature: tuple) -> list[Run]:
-    return list_runs(root)
+def _experiments(root: str, signature: tuple) -> list[Experiment]:
+    return list_experiments(root)
+
+
+def experiment_picker() -> Experiment | None:
+    """Sidebar list of the experiments; drawn once in app.py so the choice holds across pages.
+    The choice is also kept in the address (?experiment=NAME), so a link opens the same one."""
+    found = experiments()
+    if not found:
+        return None
+    keys = [e.key for e in found]
+    if st.session_state.get(EXPERIMENT_KEY) not in keys:
+        asked = st.query_params.get(EXPERIMENT_KEY)
+        st.session_state[EXPERIMENT_KEY] = asked if asked in keys else keys[0]
+    by_key = {e.key: e for e in found}
+    chosen = st.sidebar.selectbox("Experiment", keys, key=EXPERIMENT_KEY, format_func=lambda k: by_key[k].describe(),
+                                  help=f"The experiments train.py wrote under {runs_root()}/ "
+                                       "(one folder per set of settings).")
+    st.query_params[EXPERIMENT_KEY] = chosen
+    return by_key[chosen]
+
+
+def current_experiment() -> Experiment | None:
+    by_key = {e.key: e for e in experiments()}
+    return by_key.get(st.session_state.get(EXPERIMENT_KEY)) or next(iter(by_key.values()), None)
+
+
+def load_runs() -> list[Run]:
+    """The chosen experiment's runs."""
+    experiment = current_experiment()
+    return experiment.runs if experiment else []
+
+
+def other_runs() -> list[Run]:
+    """The runs of every experiment but the chosen one, for comparisons across experiments."""
+    chosen = current_experiment()
+    return [r for e in experiments() if chosen is None or e.key != chosen.key for r in e.runs]
 
 
 def runs_or_stop() -> list[Run]:
-    """The store's runs, or the empty state and the end of the page."""
+    """The chosen experiment's runs, with its provenance shown; or the empty state and the end of the page."""
     runs = load_runs()
     if not runs:
         empty_state()
         st.stop()
+    provenance_note(current_experiment())
     return runs
 
 
+def provenance_note(experiment: Experiment) -> None:
+    """What the runs learned from, under every page's title, and which runs break ranks."""
+    if experiment.settings:
+        st.caption(f"Experiment **{experiment.name}**: {experiment.provenance().sentence()}.")
+    for run_id, diff in experiment.odd_runs().items():
+        st.warning(f"**{run_id}** was trained with other settings than the rest of **{experiment.name}**: "
+                   f"{'; '.join(diff)}.")
+
+
 def empty_state() -> None:
-    root = runs_dir()
+    root = runs_root()
     where = "" if str(root) == "runs" else f" --runs-dir {root}"
-    st.info(f"No runs in **{root}** yet. Train the six demo runs (synthetic pets, no network, "
-            "a few minutes on a laptop CPU) with:")
-    st.code(DEMO_COMMAND + where, language="bash")
-    st.caption("Then reload this page. `python train.py --help` lists the real-data profiles.")
-    if root.is_dir() and partial_runs(root):
-        st.caption(f"Started but not finished: {', '.join(partial_runs(root))} "
+    experiment = current_experiment()
+    if experiment is None:
+        st.info(f"No runs in **{root}** yet. Train the six demo runs (synthetic pets, no network, "
+                "a few minutes on a laptop CPU) with:")
+        st.code(DEMO_COMMAND + where, language="bash")
+        st.caption("Then reload this page. `python train.py --help` lists the real-data profiles.")
+        return
+    st.info(f"No finished runs in experiment **{experiment.name}** yet. Train them with:")
+    st.code(train_command(experiment.settings, experiment.name, root) if experiment.settings
+            else DEMO_COMMAND + where, language="bash")
+    if experiment.partial:
+        st.caption(f"Started but not finished: {', '.join(experiment.partial)} "
                    "(the same command resumes them).")
 
 
@@ -87,24 +126,39 @@ def show_problems(runs: Sequence[Run]) -> None:
             st.warning(f"**{run.run_id}** is incomplete: {'; '.join(run.problems)}.")
 
 
-def label_of(runs: Sequence[Run]):
-    """A format_func for run-id widgets: run ids shown with their weights origin."""
-    labels = {r.run_id: r.label for r in runs}
-    return lambda run_id: labels.get(run_id, run_id)
+def label_of(runs: Sequence[Run], long: bool = False):
+    """A format_func for run-key widgets: the run's label, with its experiment where `long`."""
+    labels = {r.key: (r.long_label if long else r.label) for r in runs}
+    return lambda key: labels.get(key, key)
 
 
 # --------------------------------------------------------------------------- run pickers
 
+def across_experiments_ui(key: str) -> list[Run]:
+    """A toggle that adds other experiments' runs to a picker; returns those runs (or none)."""
+    others = other_runs()
+    if not others:
+        return []
+    on = st.toggle("Add runs from other experiments", key=f"{key}_across",
+                   help="Put a run of another experiment beside this one's, e.g. the same run "
+                        "trained on drawn pets and on photos.")
+    return others if on else []
+
+
 def preset_pair_picker(runs: Sequence[Run], key: str) -> tuple[Run, Run | None]:
-    """A preset (pretrained vs scratch, single- vs multi-task) or any two runs; returns them."""
-    ids = [r.run_id for r in runs]
-    by_id = {r.run_id: r for r in runs}
-    presets = {name: pair for name, pair in PRESETS.items() if all(p in ids for p in pair)}
+    """A preset (pretrained vs scratch, single- vs multi-task) or any two runs, of this
+    experiment or, with the toggle, of others too; returns them."""
+    pool = [*runs, *across_experiments_ui(key)]
+    long = len({r.experiment for r in pool}) > 1
+    keys = [r.key for r in pool]
+    by_key = {r.key: r for r in pool}
+    here = {r.run_id: r.key for r in runs}
+    presets = {name: (here[a], here[b]) for name, (a, b) in PRESETS.items() if a in here and b in here}
     first, second = f"{key}_a", f"{key}_b"
-    if st.session_state.get(first) not in ids:
-        st.session_state[first] = ids[0]
-    if st.session_state.get(second) not in ids:
-        st.session_state[second] = ids[1] if len(ids) > 1 else ids[0]
+    if st.session_state.get(first) not in keys:
+        st.session_state[first] = keys[0]
+    if st.session_state.get(second) not in keys:
+        st.session_state[second] = keys[1] if len(keys) > 1 else keys[0]
 
     def apply_preset() -> None:
         pair = presets.get(st.session_state[f"{key}_preset"])
@@ -114,31 +168,35 @@ def preset_pair_picker(runs: Sequence[Run], key: str) -> tuple[Run, Run | None]:
     cols = st.columns([2, 2, 2])
     cols[0].selectbox("Preset", ["choose the two runs"] + list(presets), key=f"{key}_preset",
                       on_change=apply_preset,
-                      help="Presets appear when both of their runs are in the store.")
-    a = cols[1].selectbox("Run A", ids, key=first, format_func=label_of(runs))
-    b = cols[2].selectbox("Run B", ids, key=second, format_func=label_of(runs))
+                      help="Presets appear when both of their runs are in the experiment.")
+    a = cols[1].selectbox("Run A", keys, key=first, format_func=label_of(pool, long))
+    b = cols[2].selectbox("Run B", keys, key=second, format_func=label_of(pool, long))
     if a == b:
         st.caption("Pick two different runs to compare them; showing one.")
-        return by_id[a], None
-    return by_id[a], by_id[b]
+        return by_key[a], None
+    return by_key[a], by_key[b]
 
 
 def preset_many_picker(runs: Sequence[Run], key: str) -> list[Run]:
-    """A preset or any runs (default: all of them), for overlaid curves."""
-    ids = [r.run_id for r in runs]
-    presets = {name: [p for p in pair if p in ids] for name, pair in PRESETS.items()}
+    """A preset or any runs (default: all of this experiment's), for overlaid curves."""
+    pool = [*runs, *across_experiments_ui(key)]
+    long = len({r.experiment for r in pool}) > 1
+    keys = [r.key for r in pool]
+    here = {r.run_id: r.key for r in runs}
+    presets = {name: [here[p] for p in pair if p in here] for name, pair in PRESETS.items()}
     presets = {name: chosen for name, chosen in presets.items() if len(chosen) == 2}
-    st.session_state[key] = [i for i in st.session_state.get(key, ids) if i in ids]
+    default = [r.key for r in runs]
+    st.session_state[key] = [k for k in st.session_state.get(key, default) if k in keys]
 
     def apply_preset() -> None:
         chosen = presets.get(st.session_state[f"{key}_preset"])
-        st.session_state[key] = chosen if chosen else ids
+        st.session_state[key] = chosen if chosen else default
 
-    st.columns([1, 2])[0].selectbox("Preset", ["all runs"] + list(presets), key=f"{key}_preset",
-                                     on_change=apply_preset)
+    st.columns([1, 2])[0].selectbox("Preset", ["all runs of this experiment"] + list(presets),
+                                     key=f"{key}_preset", on_change=apply_preset)
     # Pills wrap onto more lines where a multiselect would hide the long run names.
-    chosen = st.pills("Runs", ids, selection_mode="multi", key=key, format_func=label_of(runs))
-    return [r for r in runs if r.run_id in chosen]
+    chosen = st.pills("Runs", keys, selection_mode="multi", key=key, format_func=label_of(pool, long))
+    return [r for r in pool if r.key in chosen]
 
 
 # --------------------------------------------------------------------------- models
@@ -209,7 +267,9 @@ def examples(_source: "Source", source_key: str, split: str, indices: tuple[int,
 
 
 def source_key(settings: "Settings") -> str:
-    return f"{settings.dataset}|{settings.data_dir}|{settings.limit}|{settings.seed}"
+    """Names a source: its kind, folder and seed (and, for drawn pets, how many are drawn)."""
+    limit = settings.limit if settings.dataset == "synthetic" else None
+    return f"{settings.dataset}|{settings.data_dir}|{limit}|{settings.seed}"
 
 
 def shared_pets() -> Path | None:

@@ -3,6 +3,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
+from labcore.experiments import not_comparable
 from labcore.report import Answer, answers, overview_rows, report_rows
 from labcore.runs import Run
 from labcore.settings import RUN_IDS
@@ -18,8 +19,12 @@ def runs_table(runs: list[Run]) -> None:
         st.caption("The test split has no head boxes, so box metrics appear only on validation.")
 
 
-def report_table(runs: list[Run]) -> None:
+def report_table(runs: list[Run], reasons: list[str]) -> None:
     st.subheader("The report's numbers beside ours (validation)")
+    if reasons:
+        st.warning("**Not comparable** with the report's numbers: " + "; ".join(reasons) + ". "
+                   "The report trained on the real dataset's photos with ImageNet weights.",
+                   icon=":material/warning:")
     st.table(pd.DataFrame(report_rows(runs)).style.format(_cell, na_rep="—").hide(axis="index"))
     st.caption("~ = read off the report's curves. Ours: metrics.json; box loss from the history at "
                "the best epoch. — = that run is not in the store.")
@@ -38,12 +43,15 @@ def draw_answer(number: int, answer: Answer) -> None:
 
 st.title("Transfer learning on Oxford-IIIT Pet")
 runs = ui.runs_or_stop()
+experiment = ui.current_experiment()
 absent = [r for r in RUN_IDS if r not in {run.run_id for run in runs}]
-st.caption(f"{len(runs)} of 6 runs in **{ui.runs_dir()}**"
+st.caption(f"{len(runs)} of 6 runs in **{experiment.path}**"
            + (f" — not yet trained: {', '.join(absent)}" if absent else ""))
 ui.show_problems(runs)
 runs_table(runs)
-report_table(runs)
+provenance = experiment.provenance()
+report_table(runs, not_comparable(provenance))
 st.subheader("The report's three questions, from your runs")
+st.caption(f"Answered on experiment **{experiment.name}**: {provenance.data}.")
 for n, answer in enumerate(answers(runs), 1):
     draw_answer(n, answer)

@@ -1,4 +1,6 @@
 """Training histories: every loss and metric, train and val, for any runs overlaid."""
+import html
+
 import pandas as pd
 import streamlit as st
 
@@ -17,37 +19,42 @@ def curve_options_ui() -> float:
 
 
 def draw_curves(runs: list[Run], smoothing: float) -> None:
-    histories = [(r.label, r.history) for r in runs]
-    colours = [RUN_COLOURS[RUN_IDS.index(r.run_id)] for r in runs]  # a run keeps its colour
+    across = len({r.experiment for r in runs}) > 1
+    histories = [(r.long_label if across else r.label, r.history) for r in runs]
+    # A run keeps its colour; runs of several experiments take the colours in turn.
+    colours = [RUN_COLOURS[n % len(RUN_COLOURS) if across else RUN_IDS.index(r.run_id)] for n, r in enumerate(runs)]
     keys = history_keys([h for _, h in histories])
     if not keys:
         st.info("None of these runs has a readable history.json.")
         return
-    colour_key(runs, colours)
+    colour_key([label for label, _ in histories], colours)
     columns = st.columns(2)
     for n, key in enumerate(keys):
         title = TITLES.get(key) or METRIC_LABELS.get(key) or key.replace("_", " ")
         with columns[n % 2]:
             figure = curve_figure(key, histories, smoothing, title=title, colours=colours, legend=False)
             st.plotly_chart(figure, width="stretch", config=ui.PLOTLY_CONFIG, key=f"curve_{key}")
-    drops = {r.label: lr_drops(r.history.get("lr", [])) for r in runs}
+    drops = {label: lr_drops(history.get("lr", [])) for label, history in histories}
     lines = [f"{label}: epochs {', '.join(map(str, d))}" for label, d in drops.items() if d]
     st.caption("Learning rate lowered — " + ("; ".join(lines) if lines else "in none of these runs."))
 
 
-def colour_key(runs: list[Run], colours: list[str]) -> None:
+def colour_key(labels: list[str], colours: list[str]) -> None:
     """One key for every chart below: run colours and what the line styles and markers mean."""
-    swatches = " &nbsp; ".join(f'<span style="color:{c}">━━</span> {r.label}' for r, c in zip(runs, colours))
+    swatches = " &nbsp; ".join(f'<span style="color:{c}">━━</span> {html.escape(label)}'
+                               for label, c in zip(labels, colours))
     st.markdown(swatches, unsafe_allow_html=True)
     st.caption("solid: training · dashed: validation · ★ best epoch (lowest val loss) · "
                "▼ learning rate lowered by ReduceLROnPlateau")
 
 
 def history_csv(runs: list[Run]) -> bytes:
-    """Every run's history as one long table: run, weights, epoch, series, value."""
-    rows = [{"run": r.run_id, "weights": r.weights, "epoch": epoch, "series": key, "value": value}
+    """Every run's history as one long table: experiment, run, weights, epoch, series, value."""
+    columns = ["experiment", "run", "weights", "epoch", "series", "value"]
+    rows = [{"experiment": r.experiment, "run": r.run_id, "weights": r.weights, "epoch": epoch, "series": key,
+             "value": value}
             for r in runs for key, values in r.history.items() for epoch, value in enumerate(values, 1)]
-    return pd.DataFrame(rows, columns=["run", "weights", "epoch", "series", "value"]).to_csv(index=False).encode()
+    return pd.DataFrame(rows, columns=columns).to_csv(index=False).encode()
 
 
 st.title("Training histories")

@@ -51,7 +51,7 @@ def pool_predictions(run_path: str, mtime: int, source_key: str, indices: tuple[
     return predict_images(predictor, _images) if predictor else None
 
 
-def draw_prediction(run: Run, pred: Prediction, example: dict, opacity: float) -> None:
+def draw_prediction(run: Run, pred: Prediction, example: dict, opacity: float, name: str) -> None:
     """One run's view of one image: the overlay, then its top-5 and per-image scores beside it."""
     has_box = float(example["has_box"]) > 0.5
     picture = overlay(example["image"], pred_mask=pred.mask, pred_box=pred.box, opacity=opacity, width=SHOW_WIDTH,
@@ -59,7 +59,7 @@ def draw_prediction(run: Run, pred: Prediction, example: dict, opacity: float) -
                       true_box=example["bbox"] if has_box and pred.box is not None else None)
     left, right = st.columns([3, 2])
     left.image(picture)
-    right.markdown(f"**{run.label}**")
+    right.markdown(f"**{name}**")
     score = scores(pred, example)
     if "mask_iou" in score:
         right.markdown(f"mask IoU **{score['mask_iou']:.2f}**")
@@ -84,8 +84,11 @@ data = data_ui(run_a)
 if data is None or data[1] is None:
     st.stop()
 settings, source = data
-if run_b is not None and settings_from_config(run_b.config).dataset != settings.dataset:
-    st.caption(f"The two runs saw different data; showing {run_a.run_id}'s.")
+across = run_b is not None and run_b.experiment != run_a.experiment
+names = {r.key: (r.long_label if across else r.label) for r in pair}
+if run_b is not None and ui.source_key(settings_from_config(run_b.config)) != ui.source_key(settings):
+    st.caption(f"The two runs learned from different data; both predict on the test images of "
+               f"{names[run_a.key]}'s data, each at its own input size.")
 pool = [int(i) for i in test_indices(source.labels["test"], settings)[:POOL]]
 pool_examples = ui.examples(source, ui.source_key(settings), "test", tuple(pool))
 preds = {}
@@ -94,7 +97,7 @@ for run in pair:
                            tuple(pool), run, [ex["image"] for ex in pool_examples])
     if got is None:
         st.stop()
-    preds[run.run_id] = got
+    preds[run.key] = got
 
 labels = source.labels["test"]
 mode, count, breed, opacity = pick_ui(labels, pool)
@@ -104,7 +107,7 @@ if mode == "by breed":
 elif mode == "at random" or run_b is None:
     chosen = pick_random(pool, count, st.session_state.get("cmp_seed", 0))
 else:
-    diffs = [disagreement(a, b) for a, b in zip(preds[run_a.run_id], preds[run_b.run_id])]
+    diffs = [disagreement(a, b) for a, b in zip(preds[run_a.key], preds[run_b.key])]
     if all(d is None for d in diffs):
         st.caption("These two runs share no output to disagree on; showing a random pick.")
     chosen = most_different(pool, diffs, count)
@@ -115,4 +118,4 @@ for index in chosen:
     st.subheader(f"Test image {index}: {breed_name(int(example['label']))}")
     for column, run in zip(st.columns(len(pair), gap="large"), pair):
         with column:
-            draw_prediction(run, preds[run.run_id][position[index]], example, opacity)
+            draw_prediction(run, preds[run.key][position[index]], example, opacity, names[run.key])

@@ -1,36 +1,45 @@
 """Live inference: a photo (upload, camera or example) through every model at once."""
 import io
 
-import numpy as np
 import streamlit as st
 from PIL import Image, ImageOps
 
 import ui
+from labcore.data import test_indices
+from labcore.examples import showcase
+from labcore.experiments import Experiment, synthetic_warning
 from labcore.images import MAX_UPLOAD_MB, ImageError, load_image
 from labcore.inference import Prediction
 from labcore.plots import overlay
 from labcore.runs import Run
-from labcore.settings import breed_name
-from labcore.sources import draw_pet
+from labcore.settings import breed_name, settings_from_dict
 
 SHOW_WIDTH = 420
-SYNTHETIC_EXAMPLES = (4, 17, 30, 36)  # drawn examples, one per coat pattern; the first not red like the mask overlay
 
 
-@st.cache_data(show_spinner=False)
-def example_files() -> dict[str, bytes]:
-    """Example pictures by name: drawn pets, and real photos where the shared slice exists."""
+EXAMPLES = 4
+
+
+def example_files(experiment: Experiment) -> dict[str, bytes]:
+    """Example pictures from the experiment's own test split (photos for real-data experiments,
+    drawn pets for synthetic ones); none where its data is not on this machine."""
+    settings = settings_from_dict(experiment.settings)
+    source = ui.source_or_none(settings)
+    if source is None:
+        return {}
+    labels = source.labels["test"]
+    chosen = showcase(labels[test_indices(labels, settings)], EXAMPLES)
+    indices = tuple(int(test_indices(labels, settings)[k]) for k in chosen)
+    return _encoded(source, ui.source_key(settings), indices)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _encoded(_source, source_key: str, indices: tuple[int, ...]) -> dict[str, bytes]:
     files = {}
-    rng = np.random.default_rng(7)
-    for label in SYNTHETIC_EXAMPLES:
-        image, _, _ = draw_pet(label, rng, size=256)
+    for index, example in zip(indices, ui.examples(_source, source_key, "test", indices)):
         buffer = io.BytesIO()
-        Image.fromarray(image).save(buffer, format="PNG")
-        files[f"drawn {breed_name(label)}"] = buffer.getvalue()
-    real = ui.shared_pets()
-    if real:
-        for path in sorted((real / "images").glob("*.jpg"))[::100][:4]:
-            files[path.stem.replace("_", " ")] = path.read_bytes()
+        Image.fromarray(example["image"]).save(buffer, format="PNG")
+        files[f"test {index}: {breed_name(int(example['label']))}"] = buffer.getvalue()
     return files
 
 
@@ -47,14 +56,16 @@ def photo_ui() -> tuple[bytes, str] | None:
         return photo.getvalue(), "the camera photo"
     if upload is not None:
         return upload.getvalue(), upload.name
-    chosen = examples_ui()
-    return (example_files()[chosen], chosen) if chosen else None
+    files = example_files(ui.current_experiment())
+    chosen = examples_ui(files)
+    return (files[chosen], chosen) if chosen in files else None
 
 
-def examples_ui() -> str | None:
+def examples_ui(files: dict[str, bytes]) -> str | None:
     """Clickable example thumbnails; returns the chosen example's name."""
-    files = example_files()
-    st.markdown("**No photo at hand? Click an example.**")
+    if not files:
+        return None
+    st.markdown("**No photo at hand? Click an example from this experiment's test split.**")
     for row_start in range(0, len(files), 4):
         names = list(files)[row_start:row_start + 4]
         for column, name in zip(st.columns(4), names):
@@ -69,6 +80,8 @@ def examples_ui() -> str | None:
 def draw_prediction(run: Run, pred: Prediction, image: Image.Image, opacity: float) -> None:
     """One model's answer: box and mask on the photo, top-5 breeds, time."""
     st.markdown(f"**{run.label}**")
+    if run.config.get("dataset", {}).get("source") == "synthetic":
+        st.caption(":material/warning: learned drawn pets, not photos")
     st.image(overlay(image, pred_mask=pred.mask, pred_box=pred.box, opacity=opacity, width=SHOW_WIDTH))
     if pred.top5:
         st.markdown("\n".join(f"{n}. {breed_name(k)} — {p:.0%}" for n, (k, p) in enumerate(pred.top5, 1)))
@@ -93,6 +106,8 @@ except ImageError as err:
     st.stop()
 st.markdown(f"**{name}** · {loaded.image.width} × {loaded.image.height} px"
             + "".join(f" · {note}" for note in loaded.notes))
+if any(r.config.get("dataset", {}).get("source") == "synthetic" for r in runs):
+    st.warning(synthetic_warning(ui.current_experiment().name), icon=":material/warning:")
 opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="live_opacity")
 st.caption("Red: predicted head box and mask. Every model sees the whole photo squeezed to its square input.")
 for row_start in range(0, len(runs), 3):

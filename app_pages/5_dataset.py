@@ -2,30 +2,55 @@
 import streamlit as st
 
 import ui
-from labcore.examples import pick_random, settings_from_config
+from labcore.examples import pick_random
+from labcore.experiments import Experiment
 from labcore.plots import class_balance_figure, overlay
-from labcore.runs import Run
-from labcore.settings import Settings, breed_name
+from labcore.settings import Settings, breed_name, settings_from_dict
 from labcore.sources import SPLITS, Source
 
-SOURCES = ("synthetic", "folder", "oxford_iiit_pet")
+DRAWN = Settings(dataset="synthetic", limit=384)
+TFDS = Settings(dataset="oxford_iiit_pet")
+
 PER_ROW = 4
 
 
-def source_ui(runs: list[Run]) -> Settings:
-    """The source the user picked; defaults follow the runs' config.json."""
-    trained = settings_from_config(runs[0].config) if runs else Settings(dataset="synthetic", limit=384)
-    dataset = st.radio("Source", SOURCES, index=SOURCES.index(trained.dataset), horizontal=True, key="data_source",
-                            format_func={"synthetic": "synthetic (drawn pets)", "folder": "folder",
-                                         "oxford_iiit_pet": "oxford_iiit_pet (tensorflow-datasets)"}.get)
-    data_dir = trained.data_dir
-    if dataset == "folder":
-        shared = ui.shared_pets()
-        default = trained.data_dir if trained.dataset == "folder" else str(shared) if shared else ""
-        data_dir = st.text_input("Folder with images/ and annotations/", value=default or "",
-                                 key="data_folder").strip()
-    limit = trained.limit if trained.dataset == "synthetic" else None
-    return Settings(dataset=dataset, data_dir=data_dir or None, limit=limit or 384, seed=trained.seed)
+def known_sources(experiments: list[Experiment]) -> dict[str, Settings]:
+    """The data a visitor may browse, by name: each experiment's own, the synthetic source, the
+    shared real slice where this machine has it, and tensorflow-datasets' copy. No typed paths:
+    a folder appears here once an experiment has been trained on it."""
+    found: dict[str, Settings] = {}
+    for experiment in experiments:
+        if experiment.settings:
+            settings = settings_from_dict(experiment.settings)
+            found.setdefault(ui.source_key(settings), settings)
+    found.setdefault(ui.source_key(DRAWN), DRAWN)
+    shared = ui.shared_pets()
+    if shared:
+        slice_ = Settings(dataset="folder", data_dir=str(shared))
+        found.setdefault(ui.source_key(slice_), slice_)
+    found.setdefault(ui.source_key(TFDS), TFDS)
+    return found
+
+
+def describe(settings: Settings) -> str:
+    if settings.dataset == "synthetic":
+        return f"drawn pets (synthetic, {settings.limit or 384} trainval, seed {settings.seed})"
+    if settings.dataset == "folder":
+        return f"photos in {settings.data_dir}"
+    return "Oxford-IIIT Pet photos (tensorflow-datasets)"
+
+
+def source_ui(experiments: list[Experiment]) -> Settings:
+    """The source the visitor picked; the chosen experiment's own data comes first."""
+    sources = known_sources(experiments)
+    current = ui.current_experiment()
+    keys = list(sources)
+    if current is not None and current.settings:
+        mine = ui.source_key(settings_from_dict(current.settings))
+        keys.remove(mine)
+        keys.insert(0, mine)
+    choice = st.selectbox("Data", keys, key="data_source", format_func=lambda k: describe(sources[k]))
+    return sources[choice]
 
 
 def browse_ui(source: Source) -> tuple[str, int | None, int]:
@@ -57,13 +82,9 @@ def draw_balance(source: Source) -> None:
 
 
 st.title("Dataset")
-runs = ui.load_runs()
-if not runs:
+if not ui.load_runs():
     ui.empty_state()
-settings = source_ui(runs)
-if settings.dataset == "folder" and not settings.data_dir:
-    st.info("Type the path of an Oxford-IIIT Pet folder (the original archives, unpacked).")
-    st.stop()
+settings = source_ui(ui.experiments())
 source = ui.source_or_none(settings)
 if source is None:
     st.stop()

@@ -2,7 +2,6 @@
 two runs' predictions on them score and differ."""
 from __future__ import annotations
 
-from dataclasses import fields
 from typing import Sequence
 
 import numpy as np
@@ -11,22 +10,16 @@ from PIL import Image
 from labcore.images import resize_for_model
 from labcore.inference import Prediction, Predictor, summarise
 from labcore.metrics import box_iou, mask_iou
-from labcore.settings import Settings
+from labcore.settings import Settings, settings_from_dict
 from labcore.sources import TFDS_NAME, DataUnavailable, Source, load_source, tfds_prepared
 
 BATCH = 32
 
 
 def settings_from_config(config: dict) -> Settings:
-    """The Settings a run was trained with (config.json "settings"); unknown keys are ignored,
-    missing ones take the defaults."""
-    known = {f.name for f in fields(Settings)}
-    stored = config.get("settings", {}) if isinstance(config.get("settings"), dict) else {}
-    values = {k: v for k, v in stored.items() if k in known}
-    for key in ("dense_units", "decoder_filters"):
-        if isinstance(values.get(key), list):
-            values[key] = tuple(values[key])
-    return Settings(**values)
+    """The Settings a run was trained with (config.json "settings")."""
+    stored = config.get("settings")
+    return settings_from_dict(stored if isinstance(stored, dict) else None)
 
 
 def open_source(settings: Settings) -> Source:
@@ -41,6 +34,15 @@ def open_source(settings: Settings) -> Source:
 def pick_random(indices: Sequence[int], count: int, seed: int) -> list[int]:
     rng = np.random.default_rng(seed)
     return sorted(int(i) for i in rng.choice(indices, min(count, len(indices)), replace=False))
+
+
+def showcase(labels: np.ndarray, count: int) -> list[int]:
+    """`count` example indices of as many different breeds as there are, spread over the split
+    (the same ones every time): the first of each breed, breeds taken evenly along the list."""
+    firsts = sorted({int(c): i for i, c in reversed(list(enumerate(labels)))}.values())
+    if len(firsts) <= count:
+        return firsts
+    return [firsts[round(k * (len(firsts) - 1) / (count - 1))] if count > 1 else firsts[0] for k in range(count)]
 
 
 def of_breed(indices: Sequence[int], labels: np.ndarray, breed: int) -> list[int]:

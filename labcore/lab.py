@@ -1,44 +1,110 @@
-"""Train a set of runs one after another, skip finished ones, and summarise them."""
+"""Train a set of runs into one experiment, one after another, and summarise them.
+
+An experiment is one set of settings: a finished run is skipped only when it was trained with
+the settings asked for. Any difference stops the whole plan before anything is trained, and
+says which settings differ and the ways out; nothing is ever silently reused."""
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from pathlib import Path
 from typing import Callable
 
+from labcore.experiments import differences, load_experiment, not_comparable, record_settings
 from labcore.runs import list_runs
-from labcore.settings import RUNS, Settings
+from labcore.settings import RUN_IDS, RUNS, Settings
 from labcore.sources import load_source
 from labcore.training import train_run
 
 log = logging.getLogger(__name__)
 
 
-def train_all(run_ids: list[str], settings: Settings, runs_dir: Path, force: bool = False,
+class SettingsDiffer(RuntimeError):
+    """The experiment holds runs trained with other settings; the message says which and what to do."""
+
+
+def check_settings(experiment: Path, settings: Settings) -> dict[str, list[str]]:
+    """What in `experiment` was trained (or started) with other settings than `settings`:
+    {run id or 'experiment.json': differences}. Empty when everything matches."""
+    found = load_experiment(experiment)
+    odd = {}
+    for run in found.runs:
+        stored = run.config.get("settings")
+        if isinstance(stored, dict) and differences(stored, settings):
+            odd[run.run_id] = differences(stored, settings)
+    recorded = (experiment / "experiment.json").is_file() and differences(found.settings, settings)
+    if recorded:
+        odd["experiment.json"] = recorded
+        for run_id in found.partial:  # started under the recorded settings
+            odd.setdefault(f"{run_id} (unfinished)", recorded)
+    return odd
+
+
+def differ_message(name: str, experiment: Path, odd: dict[str, list[str]]) -> str:
+    settings = sorted({d for diff in odd.values() for d in diff})
+    holders = ", ".join(k for k in odd if k != "experiment.json") or "its recorded settings"
+    return (f"experiment '{name}' ({experiment}) was trained with other settings: {'; '.join(settings)} "
+            f"({holders}). Nothing was trained. Ways out: --name NEW trains these settings as a new "
+            f"experiment beside it; --force retrains the runs asked for here with the new settings "
+            f"(its other runs keep their old ones, and the app marks them).")
+
+
+def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str, force: bool = False,
               progress: Callable[[str], None] = print) -> list[str]:
-    """Train the runs in order; returns the ids actually trained. A run already in `runs_dir`
-    is skipped unless `force`."""
-    runs_dir = Path(runs_dir)
-    runs_dir.mkdir(parents=True, exist_ok=True)
-    todo = [r for r in run_ids if force or not (runs_dir / r / "model.keras").is_file()]
-    for skipped in sorted(set(run_ids) - set(todo), key=run_ids.index):
-        progress(f"[{skipped}] already finished in {runs_dir / skipped}: skipped (--force retrains it)")
+    """Train the runs into `<runs_root>/<name>/`; returns the ids actually trained.
+
+    A finished run with the same settings is skipped unless `force`. Runs with other settings
+    raise SettingsDiffer before anything is trained, unless `force` (then the runs asked for
+    are retrained, unfinished work under the old settings is dropped, and experiment.json
+    records the new settings)."""
+    runs_root = Path(runs_root)
+    experiment = runs_root / name
+    if any((runs_root / r).is_dir() for r in RUN_IDS):
+        progress(f"note: {runs_root} also holds runs from before experiments ({runs_root}/<run id>/); "
+                 f"the app still opens them, as experiment '{runs_root.name}'")
+    odd = check_settings(experiment, settings)
+    if odd and not force:
+        raise SettingsDiffer(differ_message(name, experiment, odd))
+    finished = {r.run_id for r in list_runs(experiment) if r.has_model}
+    todo = [r for r in run_ids if force or r not in finished]
+    for skipped in (r for r in run_ids if r not in todo):
+        progress(f"[{skipped}] already finished with these settings in {experiment / skipped}: "
+                 "skipped (--force retrains it)")
     if not todo:
         return []
+    if odd:  # --force with new settings: no resuming work begun under the old ones
+        for run_id in todo:
+            shutil.rmtree(experiment / ".partial" / run_id, ignore_errors=True)
+    record_settings(experiment, name, settings)
     source = load_source(settings)
+    progress(f"experiment '{name}' in {experiment}")
     progress(f"data: {source.description}")
     for n, run_id in enumerate(todo, 1):
         progress(f"== run {n}/{len(todo)}: {run_id} ==")
         start = time.perf_counter()
-        path = train_run(RUNS[run_id], settings, source, runs_dir, progress)
+        path = train_run(RUNS[run_id], settings, source, experiment, progress)
         progress(f"[{run_id}] done in {(time.perf_counter() - start) / 60:.1f} min -> {path}")
     return todo
 
 
-def summary_table(runs_dir: Path, run_ids: list[str]) -> str:
+def summary(experiment: Path, run_ids: list[str]) -> str:
+    """The experiment's provenance, a not-comparable note where due, and the runs' table."""
+    found = load_experiment(experiment)
+    lines = [f"experiment '{found.name}' ({experiment})"]
+    if found.settings:
+        provenance = found.provenance()
+        lines.append(f"data: {provenance.sentence()}")
+        reasons = not_comparable(provenance)
+        if reasons:
+            lines.append("not comparable with the report's numbers: " + "; ".join(reasons))
+    return "\n".join(lines) + "\n\n" + summary_table(experiment, run_ids)
+
+
+def summary_table(experiment: Path, run_ids: list[str]) -> str:
     """A plain-text table of the runs: epochs, best epoch, val loss, key val metrics, minutes."""
     rows = [("run", "weights", "epochs", "best", "val loss", "val metrics", "min")]
-    for run in list_runs(runs_dir):
+    for run in list_runs(experiment):
         if run.run_id not in run_ids:
             continue
         val_loss = run.history.get("val_loss", [])

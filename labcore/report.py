@@ -12,7 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from labcore.plots import best_epoch
-from labcore.runs import DEFAULT_RUNS_DIR, Run
+from labcore.runs import Run
 from labcore.settings import METRIC_LABELS, METRICS, REPORT_NUMBERS, TASKS
 
 # Pairs of runs the app offers as one click: (first, second).
@@ -229,11 +229,12 @@ def fit_signs(run: Run) -> list[str]:
 
 
 def train_hint(runs: Sequence[Run], missing: Sequence[str]) -> str:
-    """The command that trains the missing runs, with the store's own profile."""
-    profiles = {r.config.get("settings", {}).get("profile") for r in runs} - {None}
-    profile = profiles.pop() if len(profiles) == 1 else "demo"
-    only = f" --only {' '.join(missing)}" if missing else ""
-    stores = {str(r.path.parent) for r in runs}
-    where = f" --runs-dir {stores.pop()}" if len(stores) == 1 and stores != {DEFAULT_RUNS_DIR} else ""
-    return (f"Train {'it' if len(missing) == 1 else 'them'} with "
-            f"`python train.py --profile {profile}{only}{where}`.")
+    """The command that trains the missing runs into the same experiment, with its settings."""
+    from labcore.experiments import train_command
+
+    stored = next((r.config["settings"] for r in runs if isinstance(r.config.get("settings"), dict)), None)
+    if stored is None:
+        return f"Train {'it' if len(missing) == 1 else 'them'} with `python train.py --profile demo`."
+    folder = runs[0].path.parent
+    command = train_command(stored, folder.name, folder.parent, missing)
+    return f"Train {'it' if len(missing) == 1 else 'them'} with `{command}`."

@@ -1,4 +1,5 @@
-"""The run store: `runs/<run id>/{config,history,metrics}.json` and `model.keras`.
+"""The runs of one experiment folder: `<experiment>/<run id>/{config,history,metrics}.json` and
+`model.keras` (labcore.experiments knows the experiments under a runs root).
 
 Reading is forgiving: a missing or corrupt file in one run is reported on that run (its
 `problems`) and never stops the others from loading.
@@ -29,6 +30,14 @@ def write_json(path: Path, data: Any) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, default=_plain))
     tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    """A json file's content, or None where it is missing or unreadable."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
 
 
 def _plain(value: Any) -> Any:
@@ -75,9 +84,24 @@ class Run:
         return self.config.get("weights", "unknown")
 
     @property
+    def experiment(self) -> str:
+        """The experiment folder it belongs to."""
+        return self.path.parent.name
+
+    @property
+    def key(self) -> str:
+        """Unique across the experiments of one root: 'demo/detection-scratch'."""
+        return f"{self.experiment}/{self.run_id}"
+
+    @property
     def label(self) -> str:
         """How the app names the run: 'detection-pretrained (synthetic-pretext)'."""
         return self.run_id if self.init == "scratch" else f"{self.run_id} ({self.weights})"
+
+    @property
+    def long_label(self) -> str:
+        """The label with its experiment, where runs of several experiments meet: 'demo · detection-scratch'."""
+        return f"{self.experiment} · {self.label}"
 
 
 def _read_json(path: Path, problems: list[str], expect: type) -> Any:

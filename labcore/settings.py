@@ -5,7 +5,7 @@ the profiles and the report's published numbers from here.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 TASKS = ("detection", "segmentation", "multitask")
@@ -35,6 +35,8 @@ BREEDS: tuple[str, ...] = (
     "staffordshire_bull_terrier", "wheaten_terrier", "yorkshire_terrier",
 )
 NUM_CLASSES = len(BREEDS)
+# The real dataset's split sizes: fewer images than these means a slice or a --limit.
+FULL_SPLIT_SIZES = {"trainval": 3680, "test": 3669}
 
 
 def breed_name(index: int) -> str:
@@ -110,6 +112,19 @@ class Settings:
         out["dense_units"] = list(self.dense_units)
         out["decoder_filters"] = list(self.decoder_filters)
         return out
+
+
+def settings_from_dict(stored: dict[str, Any] | None) -> Settings:
+    """Settings from a stored dict (config.json "settings", experiment.json): unknown keys are
+    ignored, missing ones take the defaults (a run stored before a setting existed)."""
+    known = {f.name for f in fields(Settings)}
+    values = {k: v for k, v in (stored or {}).items() if k in known}
+    for key in ("dense_units", "decoder_filters"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    if not isinstance(values.get("extra", {}), dict):
+        values.pop("extra")
+    return Settings(**values)
 
 
 PROFILES: dict[str, Settings] = {

@@ -29,21 +29,42 @@ def run_train(args: list[str], runs_dir: Path, timeout: int = 900) -> subprocess
 
 
 @pytest.fixture(scope="session")
-def demo_runs(tmp_path_factory) -> Path:
-    """A run store with all six runs, made by `train.py --profile demo` (tiny overrides).
-    Tests must not modify it: copy it first (see `demo_runs_copy`)."""
-    runs_dir = tmp_path_factory.mktemp("demo") / "runs"
-    result = run_train(TINY_DEMO_ARGS, runs_dir)
+def demo_store(tmp_path_factory) -> Path:
+    """A runs root holding one experiment, `demo`, with all six runs, made by
+    `train.py --profile demo` (tiny overrides). Tests must not modify it: copy it first."""
+    root = tmp_path_factory.mktemp("demo") / "runs"
+    result = run_train(TINY_DEMO_ARGS, root)
     assert result.returncode == 0, result.stderr[-3000:]
-    return runs_dir
+    return root
+
+
+@pytest.fixture(scope="session")
+def demo_runs(demo_store) -> Path:
+    """The `demo` experiment's folder: the six run folders."""
+    return demo_store / "demo"
 
 
 @pytest.fixture
-def demo_runs_copy(demo_runs, tmp_path) -> Path:
-    """A private copy of the demo run store, free to damage."""
+def demo_runs_copy(demo_store, tmp_path) -> Path:
+    """A private copy of the demo experiment (inside a copy of its runs root), free to damage."""
     copy = tmp_path / "runs"
-    shutil.copytree(demo_runs, copy)
-    return copy
+    shutil.copytree(demo_store, copy)
+    return copy / "demo"
+
+
+@pytest.fixture(scope="session")
+def two_experiments(demo_store, tmp_path_factory) -> Path:
+    """A runs root with the tiny `demo` experiment and `photos`: detection-scratch and
+    segmentation-scratch trained on a small photo folder in the original layout."""
+    base = tmp_path_factory.mktemp("two")
+    root = base / "runs"
+    shutil.copytree(demo_store, root)
+    pets = write_pets_folder(base / "pets")
+    result = run_train(["--profile", "quick", "--tiny-backbones", "--dataset", "folder", "--data-dir", str(pets.root),
+                        "--only", "detection-scratch", "segmentation-scratch", "--epochs", "1", "--image-size", "32",
+                        "--name", "photos"], root)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return root
 
 
 @pytest.fixture
@@ -64,14 +85,17 @@ class PetsFolder:
 
 @pytest.fixture
 def pets_folder(tmp_path) -> PetsFolder:
-    """A small dataset in the original layout, written here: three breeds, JPEG photos plus a GIF
-    and an RGBA PNG named .jpg (as the real dataset has), trimaps, VOC xmls (one missing)."""
+    return write_pets_folder(tmp_path / "pets")
+
+
+def write_pets_folder(root: Path) -> PetsFolder:
+    """A small dataset in the original layout, written at `root`: three breeds, JPEG photos plus
+    a GIF and an RGBA PNG named .jpg (as the real dataset has), trimaps, VOC xmls (one missing)."""
     import numpy as np
     from PIL import Image
 
     from labcore.sources import draw_pet
 
-    root = tmp_path / "pets"
     for sub in ("images", "annotations/trimaps", "annotations/xmls"):
         (root / sub).mkdir(parents=True)
     rng = np.random.default_rng(0)

@@ -20,9 +20,12 @@ PAGES = ["app_pages/1_overview.py", "app_pages/2_histories.py", "app_pages/3_com
 TIMEOUT = 180  # loading six models on a slow 2-core CPU
 
 
-def open_page(page: str, runs_dir, monkeypatch) -> AppTest:
-    monkeypatch.setenv(RUNS_DIR_ENV, str(runs_dir))
+def open_page(page: str, runs_root, monkeypatch, experiment: str | None = None) -> AppTest:
+    """The app served on `runs_root`, at `page`, with `experiment` picked in the sidebar."""
+    monkeypatch.setenv(RUNS_DIR_ENV, str(runs_root))
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    if experiment is not None:
+        at.sidebar.selectbox(key="experiment").select(experiment).run()
     if page != PAGES[0]:
         at.switch_page(page).run()
     assert not at.exception, [e.value for e in at.exception]
@@ -41,8 +44,8 @@ def test_every_page_with_no_runs_says_how_to_make_them(page, tmp_path, monkeypat
     assert "No runs in" in texts(at)
 
 
-def test_overview_has_a_row_per_run_the_report_and_three_answers(demo_runs, monkeypatch):
-    at = open_page(PAGES[0], demo_runs, monkeypatch)
+def test_overview_has_a_row_per_run_the_report_and_three_answers(demo_store, monkeypatch):
+    at = open_page(PAGES[0], demo_store, monkeypatch)
     runs_table, report = at.table[0].value, at.table[1].value
     assert len(runs_table) == len(RUN_IDS)
     assert "detection-pretrained (synthetic-pretext)" in set(runs_table["run"])
@@ -56,28 +59,28 @@ def test_overview_has_a_row_per_run_the_report_and_three_answers(demo_runs, monk
 
 def test_overview_with_a_corrupt_metrics_file_shows_the_problem_and_the_rest(demo_runs_copy, monkeypatch):
     (demo_runs_copy / "detection-scratch" / "metrics.json").write_text("{ not json")
-    at = open_page(PAGES[0], demo_runs_copy, monkeypatch)
+    at = open_page(PAGES[0], demo_runs_copy.parent, monkeypatch)
     assert any("detection-scratch" in w.value and "metrics.json is unreadable" in w.value for w in at.warning)
     assert len(at.table[0].value) == len(RUN_IDS)
     assert "no validation figure for detection-scratch" in texts(at)
 
 
-def test_histories_draw_a_chart_per_metric_and_presets_narrow_the_runs(demo_runs, monkeypatch):
-    at = open_page(PAGES[1], demo_runs, monkeypatch)
+def test_histories_draw_a_chart_per_metric_and_presets_narrow_the_runs(demo_store, demo_runs, monkeypatch):
+    at = open_page(PAGES[1], demo_store, monkeypatch)
     expected = history_keys([r.history for r in list_runs(demo_runs)])
     assert len(at.get("plotly_chart")) == len(expected) >= 4
     assert at.get("download_button")
     at.selectbox(key="hist_runs_preset").select("pretrained vs scratch · segmentation").run()
     assert not at.exception
-    assert at.pills(key="hist_runs").value == ["segmentation-pretrained", "segmentation-scratch"]
+    assert at.pills(key="hist_runs").value == ["demo/segmentation-pretrained", "demo/segmentation-scratch"]
     assert len(at.get("plotly_chart")) == 3  # total, mask loss, mask accuracy
 
 
-def test_compare_shows_both_runs_on_test_images_without_head_boxes(demo_runs, monkeypatch):
-    at = open_page(PAGES[2], demo_runs, monkeypatch)
+def test_compare_shows_both_runs_on_test_images_without_head_boxes(demo_store, monkeypatch):
+    at = open_page(PAGES[2], demo_store, monkeypatch)
     at.selectbox(key="cmp_preset").select("single-task vs multi-task · labels and boxes").run()
     assert (at.selectbox(key="cmp_a").value, at.selectbox(key="cmp_b").value) == (
-        "detection-pretrained", "multitask-pretrained")
+        "demo/detection-pretrained", "demo/multitask-pretrained")
     assert len(at.image) == 2 * at.slider(key="cmp_count").value
     assert "no head box in the test split" in texts(at)
     at.radio(key="cmp_mode").set_value("where the two runs disagree most").run()
@@ -91,7 +94,7 @@ def test_compare_offers_the_synthetic_source_when_the_runs_data_is_gone(demo_run
         config = json.loads(config_path.read_text())
         config["settings"].update(dataset="folder", data_dir=str(demo_runs_copy / "no-such-folder"))
         config_path.write_text(json.dumps(config))
-    at = open_page(PAGES[2], demo_runs_copy, monkeypatch)
+    at = open_page(PAGES[2], demo_runs_copy.parent, monkeypatch)
     assert len(at.error) == 1 and "is not an Oxford-IIIT Pet folder" in at.error[0].value
     at.toggle(key="cmp_synthetic").set_value(True).run()
     assert not at.exception and len(at.image) == 2 * at.slider(key="cmp_count").value
@@ -103,8 +106,8 @@ def _png(mode: str = "RGB") -> bytes:
     return buffer.getvalue()
 
 
-def test_live_runs_every_model_on_an_example_and_on_an_upload(demo_runs, monkeypatch):
-    at = open_page(PAGES[3], demo_runs, monkeypatch)
+def test_live_runs_every_model_on_an_example_and_on_an_upload(demo_store, monkeypatch):
+    at = open_page(PAGES[3], demo_store, monkeypatch)
     thumbnails = len(at.image)
     at.button(key=f"live_example_{at.get('button')[0].label}").click().run()
     assert not at.exception and len(at.image) == thumbnails + len(RUN_IDS)
@@ -130,8 +133,8 @@ def test_reruns_keep_the_models_compiled(demo_runs, monkeypatch):
     assert clears == []
 
 
-def test_live_answers_a_broken_upload_in_one_line(demo_runs, monkeypatch):
-    at = open_page(PAGES[3], demo_runs, monkeypatch)
+def test_live_answers_a_broken_upload_in_one_line(demo_store, monkeypatch):
+    at = open_page(PAGES[3], demo_store, monkeypatch)
     at.file_uploader[0].set_value(("cat.jpg", b"not a picture at all", "image/jpeg")).run()
     assert not at.exception
     assert [e.value for e in at.error] == [
@@ -140,19 +143,22 @@ def test_live_answers_a_broken_upload_in_one_line(demo_runs, monkeypatch):
 
 def test_live_with_a_damaged_model_gives_one_line_and_runs_the_others(demo_runs_copy, monkeypatch):
     (demo_runs_copy / "segmentation-scratch" / "model.keras").write_bytes(b"PK\x03\x04 broken zip")
-    at = open_page(PAGES[3], demo_runs_copy, monkeypatch)
+    at = open_page(PAGES[3], demo_runs_copy.parent, monkeypatch)
     at.button(key=f"live_example_{at.get('button')[0].label}").click().run()
     assert not at.exception
     assert len(at.error) == 1 and at.error[0].value.startswith("segmentation-scratch: model.keras cannot be loaded")
     assert sum(" ms" in c.value for c in at.caption) == len(RUN_IDS) - 1
 
 
-def test_dataset_browses_the_runs_source_and_a_folder(demo_runs, pets_folder, monkeypatch):
-    at = open_page(PAGES[4], demo_runs, monkeypatch)
+def test_dataset_browses_the_experiments_data_and_a_folder_it_was_trained_on(two_experiments, monkeypatch):
+    at = open_page(PAGES[4], two_experiments, monkeypatch, experiment="demo")
+    picker = at.selectbox(key="data_source")
+    assert picker.value.startswith("synthetic|")  # the experiment's own data comes first
     assert len(at.image) == at.slider(key="data_count").value
     assert len(at.get("plotly_chart")) == 1
-    at.radio(key="data_source").set_value("folder").run()
-    at.text_input(key="data_folder").set_value(str(pets_folder.root)).run()
+    folder = str((two_experiments.parent / "pets").resolve())
+    assert f"photos in {folder}" in picker.options  # trained on by `photos`: offered, never typed
+    at.selectbox(key="data_source").select(f"folder|{folder}|None|42").run()
     assert not at.exception and "Oxford-IIIT Pet folder" in texts(at)
     assert len(at.image) == at.slider(key="data_count").value
     at.selectbox(key="data_breed").select(5).run()  # Bengal
@@ -164,6 +170,73 @@ def test_dataset_says_why_oxford_iiit_pet_is_unavailable(tmp_path, monkeypatch):
 
     monkeypatch.setattr(examples, "tfds_prepared", lambda data_dir=None: False)
     at = open_page(PAGES[4], tmp_path, monkeypatch)
-    at.radio(key="data_source").set_value("oxford_iiit_pet").run()
+    at.selectbox(key="data_source").select("oxford_iiit_pet|None|None|42").run()
     assert not at.exception
     assert len(at.error) == 1 and "oxford_iiit_pet is not prepared" in at.error[0].value
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_no_page_lets_a_visitor_type_a_path(page, two_experiments, monkeypatch):
+    at = open_page(page, two_experiments, monkeypatch)
+    assert len(at.text_input) == 0 and len(at.get("text_area")) == 0
+    assert len(at.sidebar.selectbox) == 1  # the experiment list, the sidebar's one control
+
+
+def test_switching_experiments_changes_what_the_overview_says(two_experiments, monkeypatch):
+    at = open_page(PAGES[0], two_experiments, monkeypatch, experiment="demo")
+    assert len(at.table[0].value) == len(RUN_IDS)
+    assert "Experiment **demo**: drawn pets (synthetic)" in texts(at)
+    [warning] = [w.value for w in at.warning if "Not comparable" in w.value]
+    assert "trained on drawn pets, not photos" in warning and "32 px images, not 224" in warning
+    assert "Answered on experiment **demo**: drawn pets (synthetic)" in texts(at)
+
+    at.sidebar.selectbox(key="experiment").select("photos").run()
+    assert not at.exception
+    assert list(at.table[0].value["run"]) == ["detection-scratch", "segmentation-scratch"]
+    assert "Experiment **photos**: Oxford-IIIT Pet photos (folder)" in texts(at)
+    [warning] = [w.value for w in at.warning if "Not comparable" in w.value]
+    assert "18 of the dataset's 3,680 trainval images" in warning and "drawn pets" not in warning
+    assert "python train.py --profile quick" in texts(at)  # how to train the four runs it lacks
+    assert at.query_params["experiment"] in ("photos", ["photos"])  # a link keeps the choice
+
+
+def test_live_warns_about_models_that_learned_drawn_pets_and_shows_the_experiments_own_examples(
+        two_experiments, monkeypatch):
+    at = open_page(PAGES[3], two_experiments, monkeypatch, experiment="demo")
+    demo_examples = [b.label for b in at.get("button")]
+    assert demo_examples and all(name.startswith("test ") for name in demo_examples)
+    at.button(key=f"live_example_{demo_examples[0]}").click().run()
+    assert any("learned drawn pets: their guess on a real photo means nothing" in w.value for w in at.warning)
+    assert sum("learned drawn pets, not photos" in c.value for c in at.caption) == len(RUN_IDS)
+
+    at.sidebar.selectbox(key="experiment").select("photos").run()
+    photo_examples = [b.label for b in at.get("button")]
+    assert photo_examples != demo_examples
+    assert {name.split(": ")[1] for name in photo_examples} <= {"Abyssinian", "American Bulldog", "Bengal"}
+    at.button(key=f"live_example_{photo_examples[0]}").click().run()
+    assert not at.exception and sum(" ms" in c.value for c in at.caption) == 2
+    assert not any("drawn pets" in w.value for w in at.warning)
+
+
+def test_compare_puts_the_same_run_of_two_experiments_side_by_side(two_experiments, monkeypatch):
+    at = open_page(PAGES[2], two_experiments, monkeypatch, experiment="photos")
+    at.toggle(key="cmp_across").set_value(True).run()
+    at.selectbox(key="cmp_a").select("photos/detection-scratch").run()
+    at.selectbox(key="cmp_b").select("demo/detection-scratch").run()
+    assert not at.exception
+    assert len(at.image) == 2 * at.slider(key="cmp_count").value
+    shown = texts(at)
+    assert "**photos · detection-scratch**" in shown and "**demo · detection-scratch**" in shown
+    assert "both predict on the test images of photos · detection-scratch's data" in shown
+
+
+def test_an_older_flat_store_opens_as_one_experiment(demo_runs, tmp_path, monkeypatch):
+    import shutil
+
+    shutil.copytree(demo_runs, tmp_path / "lab")
+    (tmp_path / "lab" / "experiment.json").unlink()  # stores from before experiments had none
+    at = open_page(PAGES[0], tmp_path / "lab", monkeypatch)
+    assert at.sidebar.selectbox(key="experiment").options == [
+        "lab (older layout) — drawn pets, 32 px, 2 epochs, synthetic-pretext weights, "
+        + at.sidebar.selectbox(key="experiment").options[0].rsplit(", ", 1)[1]]
+    assert len(at.table[0].value) == len(RUN_IDS)

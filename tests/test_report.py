@@ -6,15 +6,15 @@ import pytest
 from labcore.report import (answers, compare_metric, fit_signs, multitask_worth_it, overview_rows,
                             pretrained_vs_scratch, report_rows, train_hint)
 from labcore.runs import Run
-from labcore.settings import REPORT_NUMBERS
+from labcore.settings import PROFILES, REPORT_NUMBERS
 
 STEADY = {"loss": [2.0, 1.0, 0.8], "val_loss": [2.0, 1.1, 1.0], "lr": [1e-3] * 3}
 
 
-def make_run(run_id: str, val: dict, history: dict | None = None, store: str = "runs", **config) -> Run:
+def make_run(run_id: str, val: dict, history: dict | None = None, store: str = "runs/demo", **config) -> Run:
     task, init = run_id.rsplit("-", 1)
     config = {"task": task, "init": init, "weights": "imagenet" if init == "pretrained" else "none",
-              "settings": {"image_size": 64, "profile": "demo"}, **config}
+              "settings": PROFILES["demo"].to_dict(), **config}
     return Run(run_id, Path(store) / run_id, config=config, history=history or dict(STEADY),
                metrics={"val": val, "test": {}})
 
@@ -126,12 +126,15 @@ def test_report_rows_put_ours_beside_the_report_and_read_box_loss_at_the_best_ep
     assert by_metric[("detection", "label accuracy")]["ours pretrained"] is None
 
 
-def test_train_hint_uses_the_store_and_its_profile():
-    runs = [make_run("detection-pretrained", {}, store="/data/lab")]
-    runs[0].config["settings"]["profile"] = "quick"
+def test_train_hint_trains_into_the_same_experiment_with_its_settings():
+    quick64 = PROFILES["quick"].with_overrides(image_size=64).to_dict()
+    runs = [make_run("detection-pretrained", {}, store="/data/lab/pets", settings=quick64)]
     assert train_hint(runs, ["detection-scratch"]) == (
-        "Train it with `python train.py --profile quick --only detection-scratch --runs-dir /data/lab`.")
-    assert "--runs-dir" not in train_hint([make_run("detection-pretrained", {})], ["detection-scratch"])
+        "Train it with `python train.py --profile quick --image-size 64 --name pets --runs-dir /data/lab "
+        "--only detection-scratch`.")
+    demo = [make_run("detection-pretrained", {}, store="runs/demo", settings=PROFILES["demo"].to_dict())]
+    assert train_hint(demo, ["detection-scratch", "segmentation-scratch"]) == (
+        "Train them with `python train.py --profile demo --only detection-scratch segmentation-scratch`.")
 
 
 def test_answers_are_the_three_questions_even_for_an_empty_store():

@@ -16,14 +16,46 @@ def test_demo_profile_trains_all_six_and_prints_a_summary(demo_runs):
         assert config["settings"]["profile"] == "demo" and config["dataset"]["source"] == "synthetic"
 
 
-def test_finished_runs_are_skipped_and_the_table_printed(demo_runs):
-    result = run_train(TINY_DEMO_ARGS, demo_runs, timeout=300)
+def test_finished_runs_are_skipped_and_the_table_printed(demo_store):
+    result = run_train(TINY_DEMO_ARGS, demo_store, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.count("already finished") == 6
     table = result.stdout[result.stdout.index("run "):]
     for run_id in RUN_IDS:
         assert run_id in table
     assert "val loss" in table and "nothing to train" in result.stdout
+    assert "not comparable with the report's numbers: trained on drawn pets" in result.stdout
+
+
+def test_new_settings_go_to_their_own_experiment_and_never_reuse_a_run(demo_store, pets_folder, tmp_path):
+    """The README's demo, then real data into the same runs root: a second experiment, trained
+    in full; then the same experiment with another image size stops, naming the difference."""
+    import shutil
+
+    from labcore.experiments import list_experiments, load_experiment
+
+    root = tmp_path / "runs"
+    shutil.copytree(demo_store, root)
+    photos = ["--profile", "quick", "--tiny-backbones", "--dataset", "folder", "--data-dir", str(pets_folder.root),
+              "--only", "segmentation-scratch", "detection-scratch", "--epochs", "1", "--image-size", "32"]
+    result = run_train(photos, root, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "already finished" not in result.stdout and "== run 2/2: detection-scratch ==" in result.stdout
+    summary = result.stdout[result.stdout.index("experiment 'quick'"):]
+    assert "Oxford-IIIT Pet photos (folder)" in summary and "synthetic" not in summary
+    assert [line.split()[0] for line in summary.splitlines() if line.endswith("none") or "  none  " in line] == [
+        "detection-scratch", "segmentation-scratch"]
+    assert sorted(e.name for e in list_experiments(root)) == ["demo", "quick"]
+
+    again = run_train([*photos, "--image-size", "64"], root, timeout=300)
+    assert again.returncode == 1 and "Traceback" not in again.stderr
+    last = again.stderr.strip().splitlines()[-1]
+    assert "image_size: 32 stored, 64 asked" in last and "--name" in last and "--force" in last
+    forced = run_train([*photos, "--image-size", "64", "--only", "segmentation-scratch", "--force"], root, timeout=600)
+    assert forced.returncode == 0, forced.stderr[-2000:]
+    quick = load_experiment(root / "quick")
+    assert quick.settings["image_size"] == 64
+    assert quick.odd_runs() == {"detection-scratch": ["image_size: 32 stored, 64 asked"]}
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,0 +1,99 @@
+"""labcore.experiments: the experiments under a runs root, their provenance, and what keeps
+their numbers from standing beside the report's."""
+import json
+import shlex
+import shutil
+
+import pytest
+
+import train
+from labcore.experiments import (check_name, differences, list_experiments, load_experiment, not_comparable,
+                                 record_settings, store_signature, train_command)
+from labcore.settings import PROFILES, RUN_IDS
+
+
+def test_differences_name_each_setting_and_ignore_how_it_was_computed():
+    stored = PROFILES["quick"].with_overrides(image_size=128).to_dict()
+    asked = PROFILES["quick"].with_overrides(image_size=64, weights_dir="/elsewhere")
+    assert differences(stored, asked) == ["image_size: 128 stored, 64 asked"]
+    assert differences(stored, PROFILES["quick"].with_overrides(image_size=128, weights_dir="/x")) == []
+    # A run stored before a setting existed counts it at its default.
+    old = {k: v for k, v in PROFILES["report"].to_dict().items() if k != "mask_classes"}
+    assert differences(old, PROFILES["report"]) == []
+    assert differences(old, PROFILES["report"].with_overrides(mask_classes=2)) == ["mask_classes: 37 stored, 2 asked"]
+
+
+@pytest.mark.parametrize("settings, expected", [
+    (PROFILES["report"], []),
+    (PROFILES["demo"], ["drawn pets", "64 px", "synthetic-pretext", "at most 6 epochs"]),
+    (PROFILES["report"].with_overrides(dataset="folder", data_dir="/p"), ["150 of the dataset's 3,680 trainval"]),
+    (PROFILES["report"].with_overrides(weights="synthetic-pretext"), ["synthetic-pretext weights, not ImageNet"]),
+])
+def test_not_comparable_gives_every_reason_and_none_for_the_reports_settings(settings, expected):
+    from labcore.experiments import Provenance
+
+    counts = {"train": 120, "val": 30, "test": 150} if settings.dataset == "folder" else {
+        "train": 2944, "val": 736, "test": 3669}
+    reasons = "; ".join(not_comparable(Provenance.of(settings.to_dict(), counts, None)))
+    assert all(e in reasons for e in expected), reasons
+    assert (reasons == "") == (expected == [])
+
+
+@pytest.mark.parametrize("settings, name", [
+    (PROFILES["demo"], "demo"),
+    (PROFILES["quick"].with_overrides(dataset="folder", data_dir="/data/pets", image_size=64, epochs=1), "pets"),
+    (PROFILES["report"].with_overrides(fine_tune_epochs=5, mask_classes=2, seed=7, jit_compile=True), "ft"),
+    (PROFILES["demo"].with_overrides(limit=64, epochs=2, image_size=32, extra={"backbone": "tiny"}), "demo"),
+])
+def test_train_command_gives_back_the_same_settings_through_train_py(settings, name):
+    command = train_command(settings.to_dict(), name, "/lab/runs", ["detection-scratch"])
+    args = train.parse_args(shlex.split(command)[2:])
+    assert train.settings_from_args(args) == settings
+    assert args.name == name and args.runs_dir == "/lab/runs" and args.only == ["detection-scratch"]
+
+
+def test_names_are_plain_folder_names():
+    assert check_name("report-finetune") is None
+    for bad in ("../up", ".hidden", "a/b", "", "detection-scratch", "x" * 65):
+        assert check_name(bad), bad
+
+
+def test_the_root_lists_experiments_newest_first_and_an_older_flat_store(demo_runs, tmp_path):
+    root = tmp_path / "runs"
+    shutil.copytree(demo_runs, root / "old")
+    shutil.copytree(demo_runs, root / "new")
+    for run_id in RUN_IDS:  # the older layout: runs right in the root
+        shutil.copytree(demo_runs / run_id, root / run_id)
+    config = root / "new" / "detection-scratch" / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), "finished": "2999-01-01T00:00:00+00:00"}))
+    (root / "holiday-photos").mkdir()
+    found = list_experiments(root)
+    assert [(e.name, e.legacy) for e in found][0] == ("new", False)
+    assert {(e.name, e.legacy) for e in found} == {("new", False), ("old", False), ("runs", True)}
+    legacy = next(e for e in found if e.legacy)
+    assert legacy.key == "." and "(older layout)" in legacy.describe()
+    assert [r.run_id for r in legacy.runs] == list(RUN_IDS)
+    assert found[0].describe().startswith("new — drawn pets, 32 px, 2 epochs, synthetic-pretext weights, 2999-01-01")
+
+
+def test_runs_with_other_settings_than_their_experiment_are_named(demo_runs, tmp_path):
+    copy = tmp_path / "demo"
+    shutil.copytree(demo_runs, copy)
+    settings = load_experiment(copy).settings
+    assert load_experiment(copy).odd_runs() == {}
+    config_path = copy / "segmentation-scratch" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["settings"]["image_size"] = 64
+    config_path.write_text(json.dumps(config))
+    assert load_experiment(copy).odd_runs() == {"segmentation-scratch": ["image_size: 64 stored, 32 asked"]}
+    assert load_experiment(copy).settings == settings  # experiment.json, not the odd run
+
+
+def test_an_experiment_with_no_finished_run_is_listed_and_the_signature_follows_writes(tmp_path):
+    record_settings(tmp_path / "quick", "quick", PROFILES["quick"])
+    before = store_signature(tmp_path)
+    [found] = list_experiments(tmp_path)
+    assert found.name == "quick" and found.runs == [] and "no finished run" not in found.describe()
+    (tmp_path / "quick" / ".partial" / "detection-scratch").mkdir(parents=True)
+    assert store_signature(tmp_path) != before
+    assert list_experiments(tmp_path)[0].partial == ["detection-scratch"]
