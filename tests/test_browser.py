@@ -39,9 +39,9 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(demo_runs):
+def server(two_experiments):
     port = free_port()
-    env = {**os.environ, "PETLAB_RUNS_DIR": str(demo_runs)}
+    env = {**os.environ, "PETLAB_RUNS_DIR": str(two_experiments)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
@@ -115,4 +115,30 @@ def test_upload_a_broken_file_and_see_the_message(page, server, tmp_path):
     page.get_by_role("heading", name="Live inference").wait_for()
     page.locator("input[type=file]").set_input_files(str(broken))
     page.get_by_text("is not an image this app can read").wait_for()
+    assert_no_error(page)
+
+
+def test_switching_experiments_in_the_sidebar_changes_every_page(page, server):
+    page.goto(f"{server}/?experiment=demo")
+    page.get_by_text("Experiment demo:").first.wait_for()
+    wait_until_idle(page)
+    assert "Not comparable" in page.inner_text("body")
+    sidebar = page.get_by_test_id("stSidebar")
+    sidebar.get_by_test_id("stSelectbox").click()
+    page.get_by_role("option", name="photos").click()
+    page.get_by_text("Experiment photos:").first.wait_for()
+    wait_until_idle(page)
+    assert "photos" in page.url  # the address keeps the choice, so a link opens the same experiment
+    for path, expect in (("histories", "detection-scratch"), ("compare", "Run A"),
+                         ("live", "No photo at hand")):
+        page.goto(f"{server}/{path}?experiment=photos")
+        page.get_by_text("Experiment photos:").first.wait_for()
+        wait_until_idle(page)
+        body = page.inner_text("body")
+        assert expect in body and "drawn pets (synthetic)" not in body, path
+        assert_no_error(page)
+    page.goto(f"{server}/live?experiment=demo")
+    page.get_by_text("Experiment demo:").first.wait_for()
+    page.get_by_role("button", name="test ").first.click()
+    page.get_by_text("learned drawn pets: their guess on a real photo means nothing").wait_for()
     assert_no_error(page)
