@@ -108,3 +108,45 @@ def test_tfds_offline_fails_fast_with_the_ways_out(tmp_path, monkeypatch):
         load_source(Settings(dataset="oxford_iiit_pet", data_dir=str(tmp_path)))
     assert time.perf_counter() - start < 30
     assert "--dataset folder" in str(err.value) and "--dataset synthetic" in str(err.value)
+
+
+def test_tfds_source_gives_what_the_folder_source_gives_for_the_same_files(tfds_pets, monkeypatch):
+    """The real builder, prepared offline from the original layout (see `tfds_pets`): same
+    labels, images, masks and head boxes as the folder source, file by file; no box in test."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.datasets.oxford_iiit_pet.oxford_iiit_pet_dataset_builder import (
+        _CORRUPT_SAMPLES as REENCODED)
+
+    import labcore.sources as sources
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a prepared dataset must open without looking for the network")
+
+    monkeypatch.setattr(sources, "_reachable", no_network)
+    source = load_source(Settings(dataset="oxford_iiit_pet", data_dir=str(tfds_pets.data_dir)))
+    folder = folder_source(tfds_pets.folder.root)
+    builder = tfds.builder("oxford_iiit_pet", data_dir=str(tfds_pets.data_dir))
+    for split, tfds_split in (("trainval", "train"), ("test", "test")):
+        # The builder shuffles examples when it writes them: match them to the folder by file name.
+        names = [n.decode().removesuffix(".jpg") for n in builder.as_dataset(split=tfds_split, shuffle_files=False)
+                 .map(lambda ex: ex["file_name"]).as_numpy_iterator()]
+        listed = [line.split()[0] for line in
+                  (tfds_pets.folder.root / "annotations" / f"{split}.txt").read_text().splitlines()]
+        assert sorted(names) == sorted(listed)
+        by_name = dict(zip(listed, folder.dataset(split)))
+        examples = list(source.dataset(split))
+        assert len(examples) == len(names)
+        np.testing.assert_array_equal(source.labels[split], [int(by_name[n]["label"]) for n in names])
+        for name, ex in zip(names, examples):
+            check_example(ex)
+            want = by_name[name]
+            assert int(ex["label"]) == int(want["label"]), name
+            if name in REENCODED:  # the builder re-encodes these as JPEG: lossy, so only close
+                assert np.abs(ex["image"].numpy().astype(int) - want["image"].numpy()).mean() < 3, name
+            else:
+                np.testing.assert_array_equal(ex["image"], want["image"], err_msg=name)
+            np.testing.assert_array_equal(ex["mask"], want["mask"], err_msg=name)
+            assert float(ex["has_box"]) == float(want["has_box"]), name
+            np.testing.assert_allclose(ex["bbox"], want["bbox"], atol=1e-6, err_msg=name)
+        with_box = sum(float(ex["has_box"]) for ex in examples)
+        assert with_box == (len(tfds_pets.folder.boxes) if split == "trainval" else 0)
