@@ -78,6 +78,22 @@ def test_folder_source_decodes_by_content(pets_folder):
     assert sum(float(ex["has_box"]) for ex in examples) == pets_folder.trainval - 1
 
 
+def test_folder_source_boxes_are_the_xml_boxes_normalised_y_then_x(pets_folder):
+    """Each head box is the one the xml holds: VOC's 1-based pixel corners (xmin, ymin, xmax,
+    ymax) made (ymin - 1, xmin - 1, ymax, xmax) / (height, width, height, width). The
+    pictures are 80 x 60, so reading x for y, or the width for the height, shows."""
+    width, height = pets_folder.size
+    examples = dict(zip(pets_folder.names, folder_source(pets_folder.root).dataset("trainval")))
+    for name, ex in examples.items():
+        if name not in pets_folder.boxes:
+            assert float(ex["has_box"]) == 0 and (ex["bbox"].numpy() == 0).all(), name
+            continue
+        xmin, ymin, xmax, ymax = pets_folder.boxes[name]
+        want = [(ymin - 1) / height, (xmin - 1) / width, ymax / height, xmax / width]
+        np.testing.assert_allclose(ex["bbox"].numpy(), want, atol=1e-6, err_msg=name)
+    assert len(examples) - len(pets_folder.boxes) == 1  # Bengal_3 has no xml
+
+
 def test_folder_source_skips_unreadable_files_with_one_warning(pets_folder, caplog):
     images = pets_folder.root / "images"
     (images / f"{pets_folder.names[0]}.jpg").write_bytes(b"not an image")
