@@ -112,8 +112,10 @@ def summary_table(experiment: Path, run_ids: list[str]) -> str:
         metrics = run.metrics.get("val", {})
         shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()
                           if k in ("label_accuracy", "bbox_mae", "bbox_iou", "mask_pixel_accuracy", "mask_miou"))
+        # The val loss of the epoch the stored model comes from (none where every epoch was NaN).
+        loss = val_loss[best - 1] if isinstance(best, int) and 0 < best <= len(val_loss) else None
         rows.append((run.run_id, run.weights, str(run.epochs_run), str(best or "-"),
-                     f"{min(val_loss):.4f}" if val_loss else "-", shown or "-",
+                     f"{loss:.4f}" if loss is not None else "-", shown or "-",
                      f"{run.config.get('train_seconds', 0) / 60:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]

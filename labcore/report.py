@@ -210,12 +210,15 @@ def fit_signs(run: Run) -> list[str]:
 
     Over-fitting: validation loss rose more than 10 % above its minimum while training loss
     kept falling. Under-fitting: training loss fell less than 10 % over the whole run.
-    Under-trained: validation loss was still falling at the last epoch."""
+    Under-trained: validation loss was still falling at the last epoch. A run whose validation
+    loss is NaN at every epoch has no best epoch, and says so."""
     loss, val = run.history.get("loss", []), run.history.get("val_loss", [])
     if len(loss) < 2 or len(val) < 2:
         return ["too few epochs to judge its fit"]
-    signs = []
     best = best_epoch(val)
+    if best is None:
+        return ["validation loss is not a number at any epoch: the run diverged, so there is no best epoch"]
+    signs = []
     low, last = float(np.nanmin(val)), val[-1]
     if best < len(val) and last > low * (1 + OVERFIT_RISE) and loss[-1] < loss[best - 1]:
         signs.append(f"over-fitting: val loss was lowest at epoch {best} of {len(val)} and has risen "

@@ -263,6 +263,8 @@ def trimap_to_mask(trimap: tf.Tensor) -> tf.Tensor:
 
 TFDS_NAME = "oxford_iiit_pet"
 TFDS_HOSTS = ("thor.robots.ox.ac.uk", "storage.googleapis.com")
+# The builder names the split it makes from trainval.txt "train"; asking for "trainval" fails.
+TFDS_SPLITS = {"trainval": "train", "test": "test"}
 
 
 def tfds_source(data_dir: str | None = None) -> Source:
@@ -283,11 +285,11 @@ def tfds_source(data_dir: str | None = None) -> Source:
     skip = {"image": tfds.decode.SkipDecoding(), "segmentation_mask": tfds.decode.SkipDecoding()}
     labels = {}
     for split in SPLITS:
-        label_ds = builder.as_dataset(split=split, decoders=skip).map(lambda ex: ex["label"])
-        labels[split] = np.fromiter(label_ds.as_numpy_iterator(), dtype=np.int32)
+        label_ds = builder.as_dataset(split=TFDS_SPLITS[split], decoders=skip, shuffle_files=False)
+        labels[split] = np.fromiter(label_ds.map(lambda ex: ex["label"]).as_numpy_iterator(), dtype=np.int32)
 
     def make(split: str) -> tf.data.Dataset:
-        return builder.as_dataset(split=split, shuffle_files=False).map(
+        return builder.as_dataset(split=TFDS_SPLITS[split], shuffle_files=False).map(
             _from_tfds, num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(name=TFDS_NAME, description=f"tensorflow-datasets {TFDS_NAME} ({builder.data_dir})",
@@ -305,8 +307,14 @@ def tfds_prepared(data_dir: str | None = None) -> bool:
 
 
 def _from_tfds(ex: dict) -> dict:
+    """A tfds example in this module's format. tfds divides the xml's 1-based corners by the
+    size as they are; the folder source first shifts the top-left corner by one pixel (VOC
+    pixel 1 is the image's first pixel). The same shift here makes both sources give the same box."""
     bbox = tf.cast(ex["head_bbox"], tf.float32)
     has_box = tf.cast(tf.reduce_any(bbox > 0), tf.float32)  # tfds fills a missing box with zeros
+    size = tf.cast(tf.shape(ex["image"])[:2], tf.float32)
+    shift = tf.stack([1.0 / size[0], 1.0 / size[1], 0.0, 0.0]) * has_box
+    bbox = tf.clip_by_value(bbox - shift, 0.0, 1.0)
     return {
         "image": ex["image"],
         "label": tf.cast(ex["label"], tf.int32),

@@ -94,14 +94,32 @@ class HistoryLog(keras.callbacks.Callback):
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """EarlyStopping whose state (best val_loss, its epoch, the patience count and the best
     weights) is kept in the run's work folder, so a resumed run still ends on the best epoch
-    seen before the kill, not only the best one after it."""
+    seen before the kill, not only the best one after it.
+
+    A NaN val_loss is never the best (Keras' own takes a NaN first epoch as best and then
+    never improves on it). With `carry_over` set, a second fit (fine-tuning) keeps the best
+    epoch of the first: the stored model is the best of both phases, and `best_epoch` says which."""
 
     def __init__(self, work: Path, **kwargs):
         super().__init__(restore_best_weights=True, **kwargs)
         self.state_path, self.weights_path = work / "early_stopping.json", work / "best.weights.h5"
+        self.carry_over = False
+        self.best, self.best_epoch, self.best_weights = None, 0, None
+
+    def _is_improvement(self, monitor_value, reference_value):
+        return bool(np.isfinite(monitor_value)) and super()._is_improvement(monitor_value, reference_value)
+
+    @property
+    def best_epoch_number(self) -> int | None:
+        """1-based epoch whose weights the model ends with; None if no val_loss was a number."""
+        return self.best_epoch + 1 if self.best is not None else None
 
     def on_train_begin(self, logs=None):
+        kept = (self.best, self.best_epoch, self.best_weights)
         super().on_train_begin(logs)
+        if self.carry_over:
+            self.best, self.best_epoch, self.best_weights = kept
+            return
         resuming = getattr(self.model, "_initial_epoch", 0)  # set by BackupAndRestore, just before
         if not (resuming and self.state_path.exists()):
             return
@@ -189,11 +207,10 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
         backbone_layer(model).trainable = True
         model._initial_epoch = None  # left by BackupAndRestore; it would override initial_epoch
         compile_model(model, spec.outputs, settings.learning_rate / 100, settings.jit_compile)
+        early.carry_over = True  # the stored model is the best epoch of both phases
         model.fit(splits.train, validation_data=splits.val, epochs=settings.epochs + settings.fine_tune_epochs,
                   initial_epoch=len(history_log.history.get("loss", [])), verbose=0,
-                  callbacks=[history_log, keras.callbacks.EarlyStopping(
-                      monitor="val_loss", patience=settings.early_stopping_patience, restore_best_weights=True),
-                      *(extra_callbacks or [])])
+                  callbacks=[history_log, early, *(extra_callbacks or [])])
 
     progress(f"[{spec.run_id}] evaluating on val and test")
     results = lab_metrics.evaluate(model, {"val": splits.val, "test": splits.test})
@@ -212,7 +229,7 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
         "parameters": int(model.count_params()),
         "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "epochs_run": len(val_loss),
-        "best_epoch": int(np.argmin(val_loss)) + 1 if val_loss else None,
+        "best_epoch": early.best_epoch_number,  # the epoch the stored weights come from
         "train_seconds": round(time.perf_counter() - started, 1),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": library_versions(),

@@ -81,16 +81,13 @@ class PetsFolder:
     odd: tuple[str, str]  # the GIF and the RGBA PNG, both named .jpg
     trainval: int
     test: int
-
-
-@pytest.fixture
-def pets_folder(tmp_path) -> PetsFolder:
-    return write_pets_folder(tmp_path / "pets")
+    boxes: dict[str, tuple[int, int, int, int]]  # name -> the xml's (xmin, ymin, xmax, ymax), 1-based pixels
+    size: tuple[int, int] = (80, 60)  # every picture's (width, height): not square, so an x/y swap shows
 
 
 def write_pets_folder(root: Path) -> PetsFolder:
-    """A small dataset in the original layout, written at `root`: three breeds, JPEG photos plus
-    a GIF and an RGBA PNG named .jpg (as the real dataset has), trimaps, VOC xmls (one missing)."""
+    """A small dataset in the original layout under `root`: three breeds, JPEG photos plus a GIF
+    and an RGBA PNG named .jpg (as the real dataset has), trimaps, VOC xmls (one missing)."""
     import numpy as np
     from PIL import Image
 
@@ -98,15 +95,17 @@ def write_pets_folder(root: Path) -> PetsFolder:
 
     for sub in ("images", "annotations/trimaps", "annotations/xmls"):
         (root / sub).mkdir(parents=True)
+    width, height = 80, 60
     rng = np.random.default_rng(0)
     breeds = [("Abyssinian", 1), ("american_bulldog", 2), ("Bengal", 6)]
     lists = {"trainval": [], "test": []}
+    boxes = {}
     for breed, class_id in breeds:
         for n in range(1, 9):
             name = f"{breed}_{n}"
             split = "trainval" if n <= 6 else "test"
             image, box, mask = draw_pet(class_id - 1, rng)
-            picture = Image.fromarray(image).resize((80, 60))
+            picture = Image.fromarray(image).resize((width, height))
             if name == "Abyssinian_1":
                 picture.save(root / "images" / f"{name}.jpg", format="GIF")
             elif name == "Abyssinian_2":
@@ -114,19 +113,61 @@ def write_pets_folder(root: Path) -> PetsFolder:
             else:
                 picture.save(root / "images" / f"{name}.jpg", format="JPEG")
             trimap = np.where(mask[..., 0] == 1, 1, 2).astype(np.uint8)
-            Image.fromarray(trimap).resize((80, 60), Image.NEAREST).save(root / "annotations" / "trimaps" / f"{name}.png")
+            Image.fromarray(trimap).resize((width, height), Image.NEAREST).save(
+                root / "annotations" / "trimaps" / f"{name}.png")
             if split == "trainval" and name != "Bengal_3":
                 ymin, xmin, ymax, xmax = box
+                boxes[name] = (int(xmin * width) + 1, int(ymin * height) + 1, int(xmax * width), int(ymax * height))
+                corners = "".join(f"<{k}>{v}</{k}>" for k, v in zip(("xmin", "ymin", "xmax", "ymax"), boxes[name]))
                 (root / "annotations" / "xmls" / f"{name}.xml").write_text(
-                    f"<annotation><size><width>80</width><height>60</height><depth>3</depth></size>"
-                    f"<object><name>{'cat' if class_id != 2 else 'dog'}</name><bndbox>"
-                    f"<xmin>{int(xmin * 80) + 1}</xmin><ymin>{int(ymin * 60) + 1}</ymin>"
-                    f"<xmax>{int(xmax * 80)}</xmax><ymax>{int(ymax * 60)}</ymax></bndbox></object></annotation>")
+                    f"<annotation><size><width>{width}</width><height>{height}</height><depth>3</depth></size>"
+                    f"<object><name>{'cat' if class_id != 2 else 'dog'}</name><bndbox>{corners}</bndbox>"
+                    "</object></annotation>")
             lists[split].append(f"{name} {class_id} {1 if class_id != 2 else 2} 1")
     for split, lines in lists.items():
         (root / "annotations" / f"{split}.txt").write_text("\n".join(lines) + "\n")
     names = [line.split()[0] for line in lists["trainval"]]
-    return PetsFolder(root, names, ("Abyssinian_1", "Abyssinian_2"), len(lists["trainval"]), len(lists["test"]))
+    return PetsFolder(root, names, ("Abyssinian_1", "Abyssinian_2"), len(lists["trainval"]), len(lists["test"]),
+                      boxes, (width, height))
+
+
+@pytest.fixture
+def pets_folder(tmp_path) -> PetsFolder:
+    """A small dataset in the original layout (see `write_pets_folder`), written afresh per test."""
+    return write_pets_folder(tmp_path / "pets")
+
+
+@dataclass
+class TfdsPets:
+    folder: PetsFolder  # the original layout it was prepared from (without the GIF, see below)
+    data_dir: Path  # the tensorflow-datasets data folder that holds oxford_iiit_pet
+
+
+@pytest.fixture(scope="session")
+def tfds_pets(tmp_path_factory) -> TfdsPets:
+    """oxford_iiit_pet prepared offline by tensorflow-datasets' own builder: its download step
+    is made to return a folder in the original layout (the builder reads `images/` and
+    `annotations/` under what `download_and_extract` gives it for each archive).
+
+    The GIF is left out of the lists: the builder stores an image's bytes as they are (unless
+    the file is on its own list of known bad files) and decodes them with
+    `tf.image.decode_image`, which gives a GIF four dimensions, so reading that example fails.
+    The RGBA PNG stays: it decodes to RGB."""
+    import tensorflow_datasets as tfds
+
+    base = tmp_path_factory.mktemp("tfds")
+    folder = write_pets_folder(base / "pets")
+    gif = folder.odd[0]
+    listing = folder.root / "annotations" / "trainval.txt"
+    listing.write_text("".join(f"{line}\n" for line in listing.read_text().splitlines() if line.split()[0] != gif))
+    folder.names.remove(gif)
+    folder.boxes.pop(gif)
+    folder.trainval -= 1
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tfds.download.DownloadManager, "download_and_extract",
+                      lambda self, urls: {key: str(folder.root) for key in urls})
+        tfds.builder("oxford_iiit_pet", data_dir=str(base / "tfds")).download_and_prepare()
+    return TfdsPets(folder, base / "tfds")
 
 
 @pytest.fixture

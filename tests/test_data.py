@@ -17,6 +17,21 @@ def test_split_is_stratified_seeded_and_disjoint():
     assert not np.array_equal(val, split_indices(labels, 0.2, seed=2)[1])
 
 
+@pytest.mark.parametrize("sizes, fraction, expected", [
+    ([3, 5, 7], 0.2, [1, 1, 1]),  # shares 0.6, 1.0, 1.4 of 3: the spare one goes to the 0.6
+    ([9, 2, 6], 0.3, [3, 0, 2]),  # shares 2.7, 0.6, 1.8 of 5: two spare, to the .8 and the .7
+])
+def test_fractional_shares_go_to_the_largest_remainders(sizes, fraction, expected):
+    labels = np.repeat(np.arange(len(sizes)), sizes)
+    train, val = split_indices(labels, fraction, seed=0)
+    assert np.bincount(labels[val], minlength=len(sizes)).tolist() == expected
+    assert len(val) == round(len(labels) * fraction) and len(train) + len(val) == len(labels)
+    subset = stratified_subset(labels, 10, np.random.default_rng(0))  # shares of 10, same rule
+    exact = np.array(sizes) * 10 / sum(sizes)
+    counts = np.bincount(labels[subset], minlength=len(sizes))
+    assert counts.sum() == 10 and (np.abs(counts - exact) < 1).all()
+
+
 def test_limit_keeps_every_class_in_proportion():
     labels = np.repeat(np.arange(37), 100)  # sorted by class, like the dataset's files
     subset = stratified_subset(labels, 370, np.random.default_rng(0))

@@ -96,19 +96,34 @@ def test_predicted_mask_tints_only_masked_pixels(grey):
     assert (np.asarray(overlay(grey, pred_mask=mask, opacity=0.0)) == grey).all()
 
 
-def test_true_mask_is_an_outline_and_boxes_are_edges(grey):
+def test_true_mask_is_an_outline(grey):
     mask = np.zeros((40, 60, 1), np.uint8)
     mask[10:30, 10:50] = 1
-    out = np.asarray(overlay(grey, true_mask=mask, true_box=(0.5, 0.5, 1.0, 1.0), pred_box=(0, 0, 0.25, 0.25)))
+    out = np.asarray(overlay(grey, true_mask=mask))
     assert tuple(out[10, 30]) == TRUE_COLOUR or tuple(out[11, 30]) == TRUE_COLOUR  # edge drawn
     assert tuple(out[18, 20]) == (128, 128, 128)  # the inside of the pet untouched
-    assert tuple(out[39, 59]) == TRUE_COLOUR and tuple(out[0, 0]) == PRED_COLOUR
     assert tuple(out[5, 40]) == (128, 128, 128)  # far from every line
 
 
+def _extent(picture: np.ndarray, colour: tuple[int, int, int]) -> tuple[int, int, int, int]:
+    """(top, left, bottom, right) pixel of everything drawn in `colour`."""
+    rows, cols = np.nonzero((picture == colour).all(axis=-1))
+    return rows.min(), cols.min(), rows.max(), cols.max()
+
+
+def test_boxes_are_drawn_where_their_corners_say_y_then_x(grey):
+    """Boxes are (ymin, xmin, ymax, xmax) of a 60 x 40 picture; neither box is square nor on
+    the diagonal, so reading x for y moves them."""
+    out = np.asarray(overlay(grey, true_box=(0.25, 0.5, 0.75, 1.0), pred_box=(0.0, 0.1, 0.5, 0.3)))
+    np.testing.assert_allclose(_extent(out, TRUE_COLOUR), (0.25 * 39, 0.5 * 59, 0.75 * 39, 59), atol=1)
+    np.testing.assert_allclose(_extent(out, PRED_COLOUR), (0, 0.1 * 59, 0.5 * 39, 0.3 * 59), atol=1)
+    assert tuple(out[20, 40]) == (128, 128, 128)  # inside the true box: only its edges are drawn
+
+
 def test_an_inverted_predicted_box_is_drawn_between_its_corners(grey):
-    out = np.asarray(overlay(grey, pred_box=(1.0, 1.0, 0.5, 0.5)))
-    assert tuple(out[39, 59]) == PRED_COLOUR and tuple(out[5, 5]) == (128, 128, 128)
+    out = np.asarray(overlay(grey, pred_box=(1.0, 0.9, 0.5, 0.2)))
+    np.testing.assert_allclose(_extent(out, PRED_COLOUR), (0.5 * 39, 0.2 * 59, 39, 0.9 * 59), atol=1)
+    assert tuple(out[5, 5]) == (128, 128, 128)
 
 
 def test_overlay_width_resizes_keeping_aspect(grey):

@@ -1,4 +1,5 @@
 """labcore.report: the overview's tables and the three questions' answers, from in-memory runs."""
+import math
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,36 @@ def test_q3_says_where_the_multitask_model_is_better():
             make_run("multitask-scratch", {"mask_pixel_accuracy": 0.90, "mask_miou": 0.71})]
     assert "**scratch: as good** — nowhere more than 0.02 behind the single-task run, better on mask pixel accuracy." \
         in "\n".join(multitask_worth_it(runs).lines)
+
+
+def test_q3_reads_box_mae_as_lower_is_better():
+    single = make_run("detection-pretrained", {"label_accuracy": 0.80, "bbox_mae": 0.10})
+    worse = make_run("multitask-pretrained", {"label_accuracy": 0.80, "bbox_mae": 0.15})
+    text = "\n".join(multitask_worth_it([single, worse]).lines)
+    assert "**pretrained: not as good** — the multi-task model trails on box MAE (by 0.050)." in text
+    assert "box MAE: **detection-pretrained** wins, 0.100 vs 0.150 (0.050 lower)" in text
+    better = make_run("multitask-pretrained", {"label_accuracy": 0.80, "bbox_mae": 0.05})
+    text = "\n".join(multitask_worth_it([single, better]).lines)
+    assert "**pretrained: as good** — nowhere more than 0.02 behind the single-task run, better on box MAE." in text
+
+
+def test_a_run_whose_val_loss_is_nan_at_every_epoch_is_answered_not_a_crash():
+    nan = math.nan
+    diverged = make_run("detection-scratch", {"label_accuracy": 0.03},
+                        {"loss": [nan, nan, nan], "val_loss": [nan, nan, nan], "val_bbox_loss": [nan, nan, nan]},
+                        best_epoch=None)
+    runs = [make_run("detection-pretrained", {"label_accuracy": 0.8, "bbox_mae": 0.1}), diverged,
+            make_run("multitask-scratch", {"label_accuracy": 0.05, "bbox_mae": 0.2}, dict(diverged.history))]
+    assert fit_signs(diverged) == ["validation loss is not a number at any epoch: the run diverged, "
+                                   "so there is no best epoch"]
+    text = "\n".join(line for answer in answers(runs) for line in answer.lines)
+    assert "**detection-scratch**: validation loss is not a number at any epoch" in text
+    assert overview_rows(runs)[1]["best epoch"] is None
+    by_metric = {(r["task"], r["metric"]): r for r in report_rows(runs)}
+    assert by_metric[("multitask", "box loss (val) ~")]["ours scratch"] is None
+    # A NaN first epoch is skipped, not taken as the best.
+    partly = make_run("detection-scratch", {}, {"loss": [nan, 1.0, 0.5], "val_loss": [nan, 1.0, 0.6]})
+    assert fit_signs(partly) == ["still improving at its last epoch (3): more epochs would likely help"]
 
 
 def test_q3_without_a_multitask_run_says_what_it_needs():

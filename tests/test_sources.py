@@ -78,6 +78,22 @@ def test_folder_source_decodes_by_content(pets_folder):
     assert sum(float(ex["has_box"]) for ex in examples) == pets_folder.trainval - 1
 
 
+def test_folder_source_boxes_are_the_xml_boxes_normalised_y_then_x(pets_folder):
+    """Each head box is the one the xml holds: VOC's 1-based pixel corners (xmin, ymin, xmax,
+    ymax) made (ymin - 1, xmin - 1, ymax, xmax) / (height, width, height, width). The
+    pictures are 80 x 60, so reading x for y, or the width for the height, shows."""
+    width, height = pets_folder.size
+    examples = dict(zip(pets_folder.names, folder_source(pets_folder.root).dataset("trainval")))
+    for name, ex in examples.items():
+        if name not in pets_folder.boxes:
+            assert float(ex["has_box"]) == 0 and (ex["bbox"].numpy() == 0).all(), name
+            continue
+        xmin, ymin, xmax, ymax = pets_folder.boxes[name]
+        want = [(ymin - 1) / height, (xmin - 1) / width, ymax / height, xmax / width]
+        np.testing.assert_allclose(ex["bbox"].numpy(), want, atol=1e-6, err_msg=name)
+    assert len(examples) - len(pets_folder.boxes) == 1  # Bengal_3 has no xml
+
+
 def test_folder_source_skips_unreadable_files_with_one_warning(pets_folder, caplog):
     images = pets_folder.root / "images"
     (images / f"{pets_folder.names[0]}.jpg").write_bytes(b"not an image")
@@ -108,3 +124,45 @@ def test_tfds_offline_fails_fast_with_the_ways_out(tmp_path, monkeypatch):
         load_source(Settings(dataset="oxford_iiit_pet", data_dir=str(tmp_path)))
     assert time.perf_counter() - start < 30
     assert "--dataset folder" in str(err.value) and "--dataset synthetic" in str(err.value)
+
+
+def test_tfds_source_gives_what_the_folder_source_gives_for_the_same_files(tfds_pets, monkeypatch):
+    """The real builder, prepared offline from the original layout (see `tfds_pets`): same
+    labels, images, masks and head boxes as the folder source, file by file; no box in test."""
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.datasets.oxford_iiit_pet.oxford_iiit_pet_dataset_builder import (
+        _CORRUPT_SAMPLES as REENCODED)
+
+    import labcore.sources as sources
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("a prepared dataset must open without looking for the network")
+
+    monkeypatch.setattr(sources, "_reachable", no_network)
+    source = load_source(Settings(dataset="oxford_iiit_pet", data_dir=str(tfds_pets.data_dir)))
+    folder = folder_source(tfds_pets.folder.root)
+    builder = tfds.builder("oxford_iiit_pet", data_dir=str(tfds_pets.data_dir))
+    for split, tfds_split in (("trainval", "train"), ("test", "test")):
+        # The builder shuffles examples when it writes them: match them to the folder by file name.
+        names = [n.decode().removesuffix(".jpg") for n in builder.as_dataset(split=tfds_split, shuffle_files=False)
+                 .map(lambda ex: ex["file_name"]).as_numpy_iterator()]
+        listed = [line.split()[0] for line in
+                  (tfds_pets.folder.root / "annotations" / f"{split}.txt").read_text().splitlines()]
+        assert sorted(names) == sorted(listed)
+        by_name = dict(zip(listed, folder.dataset(split)))
+        examples = list(source.dataset(split))
+        assert len(examples) == len(names)
+        np.testing.assert_array_equal(source.labels[split], [int(by_name[n]["label"]) for n in names])
+        for name, ex in zip(names, examples):
+            check_example(ex)
+            want = by_name[name]
+            assert int(ex["label"]) == int(want["label"]), name
+            if name in REENCODED:  # the builder re-encodes these as JPEG: lossy, so only close
+                assert np.abs(ex["image"].numpy().astype(int) - want["image"].numpy()).mean() < 3, name
+            else:
+                np.testing.assert_array_equal(ex["image"], want["image"], err_msg=name)
+            np.testing.assert_array_equal(ex["mask"], want["mask"], err_msg=name)
+            assert float(ex["has_box"]) == float(want["has_box"]), name
+            np.testing.assert_allclose(ex["bbox"], want["bbox"], atol=1e-6, err_msg=name)
+        with_box = sum(float(ex["has_box"]) for ex in examples)
+        assert with_box == (len(tfds_pets.folder.boxes) if split == "trainval" else 0)

@@ -108,3 +108,19 @@ def test_an_unwritable_runs_dir_is_one_line(tmp_path):
     result = run_train(["--profile", "demo", "--tiny-backbones", "--only", "segmentation-scratch"], blocker, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("train.py:")
+
+
+def test_tfds_dataset_trains_from_the_command_line(tfds_pets, tmp_path):
+    """The default real source end to end: train.py reads oxford_iiit_pet from a prepared
+    tensorflow-datasets folder (made offline by `tfds_pets`) and trains a tiny run from it."""
+    result = run_train(["--dataset", "oxford_iiit_pet", "--data-dir", str(tfds_pets.data_dir), "--tiny-backbones",
+                        "--only", "segmentation-scratch", "--epochs", "1", "--image-size", "32"],
+                       tmp_path / "runs", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    (config_path,) = (tmp_path / "runs").glob("**/segmentation-scratch/config.json")
+    config = json.loads(config_path.read_text())
+    assert config["dataset"]["source"] == "oxford_iiit_pet"
+    assert config["dataset"]["train"] + config["dataset"]["val"] == tfds_pets.folder.trainval
+    assert config["dataset"]["test"] == tfds_pets.folder.test
+    metrics = json.loads((config_path.parent / "metrics.json").read_text())
+    assert 0 <= metrics["test"]["mask_pixel_accuracy"] <= 1

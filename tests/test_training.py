@@ -134,3 +134,40 @@ def test_a_resumed_run_still_ends_on_the_best_epoch_before_the_kill(tiny_setting
     expected.load_weights(saved_best)
     for got, want in zip(final.get_weights(), expected.get_weights()):
         np.testing.assert_array_equal(got, want)
+
+
+class WreckFrom(keras.callbacks.Callback):
+    """From epoch `first` (0-based) on, starts every epoch from badly damaged weights, and
+    keeps each epoch's final weights by variable path."""
+
+    def __init__(self, first: int):
+        super().__init__()
+        self.first, self.weights = first, []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch >= self.first:
+            self.model.set_weights([w * 1000.0 for w in self.model.get_weights()])
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append({v.path: v.numpy() for v in self.model.weights})
+
+
+def test_fine_tuning_keeps_the_best_epoch_of_both_phases_and_reports_it(tiny_settings, tmp_path):
+    """When every fine-tuning epoch is worse than the best frozen one, the stored model is that
+    frozen epoch's, config.json's best_epoch names it, and metrics.json agrees with the history
+    at that epoch."""
+    settings = tiny_settings.with_overrides(epochs=2, fine_tune_epochs=2, limit=64, pretext_examples=64,
+                                            pretext_epochs=1, early_stopping_patience=50)
+    wreck = WreckFrom(settings.epochs)
+    path = train_run(RUNS["detection-pretrained"], settings, synthetic_source(64, seed=0), tmp_path, lambda m: None,
+                     extra_callbacks=[wreck])
+    history = json.loads((path / "history.json").read_text())
+    config = json.loads((path / "config.json").read_text())
+    assert len(history["val_loss"]) == 4 and len(wreck.weights) == 4
+    best = config["best_epoch"]
+    assert best == int(np.nanargmin(history["val_loss"])) + 1 <= settings.epochs
+    stored = keras.saving.load_model(path / "model.keras", compile=False)
+    for variable in stored.weights:
+        np.testing.assert_array_equal(variable.numpy(), wreck.weights[best - 1][variable.path], err_msg=variable.path)
+    metrics = json.loads((path / "metrics.json").read_text())
+    assert metrics["val"]["label_accuracy"] == pytest.approx(history["val_label_accuracy"][best - 1], abs=1e-6)
