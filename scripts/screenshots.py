@@ -1,10 +1,10 @@
 """Screenshot every page of the app, as a person sees it, into docs/screenshots/.
 
-    PETLAB_RUNS_DIR=runs python scripts/screenshots.py [--port 8597]
+    PETLAB_RUNS_DIR=runs python scripts/screenshots.py [--experiment demo] [--port 8597]
 
-Serves the app with `streamlit run`, opens each page in headless Chromium (Debian's, through
-Playwright), waits until the page's script has finished, and saves a full-page PNG. On the live
-page it clicks the first real photo if there is one, else the first drawn example.
+Serves the app with `streamlit run`, opens each page of one experiment (default: the newest) in
+headless Chromium (Debian's, through Playwright), waits until the page's script has finished,
+and saves a full-page PNG. On the live page it clicks the first example of the experiment.
 """
 from __future__ import annotations
 
@@ -47,6 +47,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8597)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--experiment", help="the experiment to show (default: the newest)")
     args = parser.parse_args()
     chromium = shutil.which("chromium")
     if not chromium:
@@ -68,13 +69,12 @@ def main() -> int:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(300_000)
+            query = f"?experiment={args.experiment}" if args.experiment else ""
             for name, path in PAGES.items():
-                page.goto(f"{url}/{path}")
+                page.goto(f"{url}/{path}{query}")
                 wait_until_idle(page)
                 if name == "live":
-                    buttons = page.locator("[data-testid='stButton'] button")
-                    real = buttons.filter(has_not_text="drawn")
-                    (real if real.count() else buttons).first.click()
+                    page.locator("[data-testid='stButton'] button").filter(has_text="test ").first.click()
                     wait_until_idle(page)
                 full_page_screenshot(page, args.out / f"{name}.png")
                 print(f"saved {args.out / f'{name}.png'}")
