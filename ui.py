@@ -101,6 +101,15 @@ def provenance_note(experiment: Experiment) -> None:
                    f"{'; '.join(diff)}.")
 
 
+def other_provenance(runs: Sequence[Run]) -> None:
+    """Provenance of every other experiment that the chosen runs come from."""
+    chosen = current_experiment()
+    shown = {r.path.parent for r in runs} - ({chosen.path} if chosen else set())
+    for experiment in experiments():
+        if experiment.path in shown and experiment.settings:
+            st.caption(f"Experiment **{experiment.name}**: {experiment.provenance().sentence()}.")
+
+
 def empty_state() -> None:
     root = runs_root()
     where = "" if str(root) == "runs" else f" --runs-dir {root}"

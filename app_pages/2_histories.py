@@ -64,6 +64,7 @@ chosen = ui.preset_many_picker(all_runs, key="hist_runs")
 if not chosen:
     st.info("Pick at least one run above.")
     st.stop()
+ui.other_provenance(chosen)
 smoothing = curve_options_ui()
 draw_curves(chosen, smoothing)
 st.download_button("Download these histories (CSV)", history_csv(chosen), file_name="histories.csv",

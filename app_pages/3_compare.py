@@ -80,6 +80,7 @@ if not runs:
     st.stop()
 run_a, run_b = ui.preset_pair_picker(runs, key="cmp")
 pair = [r for r in (run_a, run_b) if r is not None]
+ui.other_provenance(pair)
 data = data_ui(run_a)
 if data is None or data[1] is None:
     st.stop()

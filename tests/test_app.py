@@ -234,6 +234,7 @@ def test_compare_puts_the_same_run_of_two_experiments_side_by_side(two_experimen
     shown = texts(at)
     assert "**photos · detection-scratch**" in shown and "**demo · detection-scratch**" in shown
     assert "both predict on the test images of photos · detection-scratch's data" in shown
+    assert "Experiment **demo**: drawn pets (synthetic)" in shown  # the other run's provenance too
 
 
 def test_an_older_flat_store_opens_as_one_experiment(demo_runs, tmp_path, monkeypatch):

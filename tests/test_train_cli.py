@@ -78,14 +78,14 @@ def test_missing_imagenet_weights_is_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("train.py:") and "weights_mobilenet_v3_small_224_1.0_float_no_top_v2.h5" in last
-    assert not (tmp_path / "runs" / "segmentation-pretrained").exists()
+    assert not list((tmp_path / "runs").glob("**/segmentation-pretrained"))
 
 
 def test_folder_dataset_trains_from_the_command_line(pets_folder, tmp_path):
     result = run_train(["--dataset", "folder", "--data-dir", str(pets_folder.root), "--only",
                         "segmentation-scratch", "--epochs", "1", "--image-size", "32"], tmp_path / "runs", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    config = json.loads((tmp_path / "runs" / "segmentation-scratch" / "config.json").read_text())
+    config = json.loads((tmp_path / "runs" / "report" / "segmentation-scratch" / "config.json").read_text())
     assert config["dataset"]["source"] == "folder" and config["dataset"]["test"] == pets_folder.test
     assert config["settings"]["data_dir"] == str(pets_folder.root.resolve())  # absolute, for the app
 
@@ -95,7 +95,7 @@ def test_mixed_precision_and_xla_flags_train_and_are_recorded(tmp_path):
                         "--limit", "40", "--image-size", "32", "--mixed-precision", "--jit-compile"],
                        tmp_path / "runs", timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    run = tmp_path / "runs" / "multitask-scratch"
+    run = tmp_path / "runs" / "demo" / "multitask-scratch"
     settings = json.loads((run / "config.json").read_text())["settings"]
     assert settings["mixed_precision"] is True and settings["jit_compile"] is True
     history = json.loads((run / "history.json").read_text())
