@@ -16,7 +16,7 @@ from labcore.settings import RUN_IDS
 ROOT = Path(__file__).resolve().parents[1]
 
 PAGES = ["app_pages/1_overview.py", "app_pages/2_histories.py", "app_pages/3_compare.py",
-         "app_pages/4_live.py", "app_pages/5_dataset.py"]
+         "app_pages/4_live.py", "app_pages/5_dataset.py", "app_pages/6_breeds.py"]
 TIMEOUT = 180  # loading six models on a slow 2-core CPU
 
 
@@ -167,3 +167,36 @@ def test_dataset_says_why_oxford_iiit_pet_is_unavailable(tmp_path, monkeypatch):
     at.radio(key="data_source").set_value("oxford_iiit_pet").run()
     assert not at.exception
     assert len(at.error) == 1 and "oxford_iiit_pet is not prepared" in at.error[0].value
+
+
+def test_overview_offers_the_lab_as_one_html_file(demo_runs, monkeypatch):
+    at = open_page(PAGES[0], demo_runs, monkeypatch)
+    assert [b.label for b in at.get("download_button")] == ["Download the lab as one HTML file"]
+
+
+def test_compare_draws_grad_cam_for_breed_heads_only(demo_runs, monkeypatch):
+    at = open_page(PAGES[2], demo_runs, monkeypatch)
+    at.selectbox(key="cmp_preset").select("single-task vs multi-task · masks").run()
+    count = at.slider(key="cmp_count").value
+    at.toggle(key="cmp_gradcam").set_value(True).run()
+    assert not at.exception
+    # segmentation-pretrained has no breed head: heat maps only for the multitask run.
+    assert len(at.image) == 2 * count + count
+    cams = [c for c in at.get("caption") if "Grad-CAM of multitask-pretrained's top breed" in str(c.value)]
+    assert len(cams) == count and all(str(c.value).endswith(" ms") for c in cams)
+    at.selectbox(key="cmp_preset").select("pretrained vs scratch · segmentation").run()
+    assert not at.exception and not [t for t in at.toggle if t.key == "cmp_gradcam"]
+
+
+def test_breeds_page_shows_both_runs_and_says_retrain_for_old_runs(demo_runs_copy, monkeypatch):
+    (demo_runs_copy / "multitask-scratch" / "confusion.json").unlink()
+    at = open_page(PAGES[5], demo_runs_copy, monkeypatch)
+    assert (at.selectbox(key="breeds_a").value, at.selectbox(key="breeds_b").value) == (
+        "detection-pretrained", "detection-scratch")
+    assert "segmentation-pretrained" not in at.selectbox(key="breeds_a").options
+    assert len(at.get("plotly_chart")) == 4  # bars and heat map, per run
+    assert {m.label for m in at.metric} == {"breed accuracy", "cats", "dogs", "cat vs dog"}
+    assert "most confused pairs" in texts(at)
+    at.selectbox(key="breeds_preset").select("pretrained vs scratch · multitask").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert "retrain to see this" in texts(at)

@@ -27,7 +27,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 
 PAGES = {"": "Transfer learning on Oxford-IIIT Pet", "histories": "Training histories", "compare": "Compare predictions",
-         "live": "Live inference", "dataset": "Dataset"}
+         "live": "Live inference", "dataset": "Dataset", "breeds": "Per-breed results"}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -115,4 +115,18 @@ def test_upload_a_broken_file_and_see_the_message(page, server, tmp_path):
     page.get_by_role("heading", name="Live inference").wait_for()
     page.locator("input[type=file]").set_input_files(str(broken))
     page.get_by_text("is not an image this app can read").wait_for()
+    assert_no_error(page)
+
+
+def test_grad_cam_toggle_draws_heat_maps_on_compare(page, server):
+    page.goto(f"{server}/compare")
+    page.get_by_role("heading", name="Compare predictions").wait_for()
+    wait_until_idle(page)
+    images = page.locator("[data-testid='stImage']").count()
+    page.get_by_text("Grad-CAM heat maps").click()
+    page.get_by_text("Grad-CAM of detection-pretrained's top breed").first.wait_for()
+    wait_until_idle(page)
+    # detection-pretrained and detection-scratch both have a breed head: one map per picture.
+    assert page.locator("[data-testid='stImage']").count() == 2 * images
+    assert page.get_by_text("Grad-CAM of detection-scratch's top breed").count() == images // 2
     assert_no_error(page)
