@@ -22,7 +22,7 @@ def draw_run(run: Run, split: str) -> None:
     path = run.path / "confusion.json"
     got = confusions(str(run.path), path.stat().st_mtime_ns if path.exists() else None)
     if isinstance(got, str):
-        st.info(got.replace("retrain it to see this", "retrain to see this") + ".")
+        st.info(got + ".")
         return
     if split not in got:
         st.info(f"confusion.json has no {split} counts; retrain to see this.")

@@ -100,7 +100,7 @@ def load_confusion(run_path: Path | str) -> dict[str, Confusion]:
     path = Path(run_path) / CONFUSION_FILE
     if not path.is_file():
         raise ConfusionUnavailable(f"{Path(run_path).name} has no {CONFUSION_FILE}: it was trained before "
-                                   "per-breed results were stored; retrain it to see this")
+                                   "per-breed results were stored; retrain to see this")
     try:
         data = json.loads(path.read_text())
         classes = tuple(data["classes"])

@@ -28,7 +28,6 @@ from labcore.settings import TASK_OUTPUTS
 
 EXAMPLES = 4  # test images per preset in the predictions section
 PICTURE_WIDTH = 240
-SECTIONS = ("provenance", "runs", "report", "curves", "predictions", "breeds", "questions")
 CSS = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
 section { margin-bottom: 3em; }
@@ -99,15 +98,9 @@ def data_uri(picture: Image.Image) -> str:
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def section(page: Page, key: str, title: str) -> None:
-    page.add(f'</section><section id="{key}"><h2>{esc(title)}</h2>' if page.parts else
-             f'<section id="{key}"><h2>{esc(title)}</h2>')
-
-
 # --------------------------------------------------------------------------- sections
 
 def provenance_section(page: Page, runs: Sequence[Run], store: str) -> None:
-    section(page, "provenance", "Provenance")
     rows = []
     for run in runs:
         settings = run.config.get("settings", {})
@@ -123,8 +116,7 @@ def provenance_section(page: Page, runs: Sequence[Run], store: str) -> None:
              f'{datetime.now(timezone.utc).isoformat(timespec="seconds")}.</p>' + table(rows))
 
 
-def runs_section(page: Page, runs: Sequence[Run]) -> None:
-    section(page, "runs", "The runs")
+def runs_section(page: Page, runs: Sequence[Run], store: str) -> None:
     for split, name in (("val", "validation"), ("test", "test split")):
         rows = overview_rows(runs, split)
         # The run's label names its weights; columns no run has a value for are left out.
@@ -132,8 +124,7 @@ def runs_section(page: Page, runs: Sequence[Run]) -> None:
         page.add(f"<h3>Metrics on {name}</h3>" + table([{c: r[c] for c in columns} for r in rows]))
 
 
-def report_section(page: Page, runs: Sequence[Run]) -> None:
-    section(page, "report", "The report's numbers beside ours (validation)")
+def report_section(page: Page, runs: Sequence[Run], store: str) -> None:
     page.add(table(report_rows(runs)))
     page.add('<p class="note">~ = read off the report\'s curves. Ours come from metrics.json (box loss: '
              "the history at the best epoch). The report trained on the full dataset at its own settings; "
@@ -146,8 +137,7 @@ def presets_of(runs: Sequence[Run]) -> dict[str, tuple[Run, Run]]:
     return {name: (by_id[a], by_id[b]) for name, (a, b) in PRESETS.items() if a in by_id and b in by_id}
 
 
-def curves_section(page: Page, runs: Sequence[Run]) -> None:
-    section(page, "curves", "Training curves of the presets")
+def curves_section(page: Page, runs: Sequence[Run], store: str) -> None:
     page.add('<p class="note">Solid: training; dashed: validation; star: best epoch; triangles: the '
              "learning rate was lowered.</p>")
     for name, pair in presets_of(runs).items():
@@ -156,8 +146,7 @@ def curves_section(page: Page, runs: Sequence[Run]) -> None:
             page.figure(curve_figure(metric, [(r.label, r.history) for r in pair], title=metric))
 
 
-def predictions_section(page: Page, runs: Sequence[Run]) -> None:
-    section(page, "predictions", "Predictions on the same test images")
+def predictions_section(page: Page, runs: Sequence[Run], store: str) -> None:
     from labcore.gallery import GalleryUnavailable, preset_examples
 
     page.add(f'<p class="note">The first {EXAMPLES} test images each preset\'s first run was scored on. Green: '
@@ -179,8 +168,7 @@ def predictions_section(page: Page, runs: Sequence[Run]) -> None:
         page.add(f'<div class="pair">{"".join(columns)}</div>')
 
 
-def breeds_section(page: Page, runs: Sequence[Run]) -> None:
-    section(page, "breeds", "Per-breed results (test split)")
+def breeds_section(page: Page, runs: Sequence[Run], store: str) -> None:
     label_runs = [r for r in runs if "label" in (r.config.get("outputs") or TASK_OUTPUTS[r.task])]
     if not label_runs:
         page.add('<p class="note">No run in this store has a breed head.</p>')
@@ -206,24 +194,31 @@ def breeds_section(page: Page, runs: Sequence[Run]) -> None:
         page.figure(confusion_figure(confusion, f"{run.run_id}: confusion (test)"))
 
 
-def questions_section(page: Page, runs: Sequence[Run]) -> None:
-    section(page, "questions", "The report's three questions, from these runs")
+def questions_section(page: Page, runs: Sequence[Run], store: str) -> None:
     for n, answer in enumerate(answers(runs), 1):
         items = "".join(f"<li>{markdown_line(line)}</li>" for line in answer.lines)
         page.add(f"<h3>Q{n}. {esc(answer.question)}</h3><ul>{items}</ul>")
 
 
+# Section id -> (heading, what draws it), in the file's order.
+SECTIONS = {
+    "provenance": ("Provenance", provenance_section),
+    "runs": ("The runs", runs_section),
+    "report": ("The report's numbers beside ours (validation)", report_section),
+    "curves": ("Training curves of the presets", curves_section),
+    "predictions": ("Predictions on the same test images", predictions_section),
+    "breeds": ("Per-breed results (test split)", breeds_section),
+    "questions": ("The report's three questions, from these runs", questions_section),
+}
+
+
 def build_html(runs: Sequence[Run], title: str, store: str) -> str:
-    """The whole export as one HTML string."""
+    """The whole export as one HTML string: one <section> per entry of SECTIONS."""
     page = Page()
-    provenance_section(page, runs, store)
-    runs_section(page, runs)
-    report_section(page, runs)
-    curves_section(page, runs)
-    predictions_section(page, runs)
-    breeds_section(page, runs)
-    questions_section(page, runs)
-    page.add("</section>")
+    for key, (heading, draw) in SECTIONS.items():
+        page.add(f'<section id="{key}"><h2>{esc(heading)}</h2>')
+        draw(page, runs, store)
+        page.add("</section>")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>{''.join(page.parts)}</body></html>")
 

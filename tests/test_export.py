@@ -48,7 +48,7 @@ def test_old_runs_without_confusion_say_retrain(demo_runs_copy, tmp_path):
     (demo_runs_copy / "detection-scratch" / "confusion.json").unlink()
     out = tmp_path / "lab.html"
     export_html(list_runs(demo_runs_copy), out, "t", str(demo_runs_copy))
-    assert "retrain it to see this" in out.read_text()
+    assert "retrain to see this" in out.read_text()
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
