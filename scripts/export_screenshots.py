@@ -26,7 +26,7 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("html", type=Path)
     p.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    p.add_argument("--max-height", type=int, default=2400, help="crop each section to this many pixels")
+    p.add_argument("--max-height", type=int, default=1400, help="crop each section to this many pixels")
     args = p.parse_args()
     blocked = []
     with sync_playwright() as play:
