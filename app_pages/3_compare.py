@@ -77,8 +77,9 @@ def draw_prediction(run: Run, pred: Prediction, example: dict, opacity: float) -
 
 def draw_gradcam(run: Run, example: dict) -> None:
     got = gradcam_overlay(ui.predictor(run), Image.fromarray(example["image"]), width=SHOW_WIDTH)
-    if got:
-        st.image(got[0], caption=f"Grad-CAM of {run.run_id}'s top breed · {got[1] * 1000:.0f} ms")
+    if got:  # as wide as the prediction's picture above it
+        caption = f"Grad-CAM of {run.run_id}'s top breed · {got[1] * 1000:.0f} ms"
+        st.columns([3, 2])[0].image(got[0], caption=caption)
 
 
 st.title("Compare predictions")

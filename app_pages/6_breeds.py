@@ -30,7 +30,7 @@ def draw_run(run: Run, split: str) -> None:
     confusion = got[split]
     parts = confusion.cat_dog_accuracy()
     cols = st.columns(4)
-    cols[0].metric("breed accuracy", f"{confusion.accuracy():.1%}", help=f"over {confusion.total} images")
+    cols[0].metric("accuracy", f"{confusion.accuracy():.1%}", help=f"over {confusion.total} images")
     cols[1].metric("cats", f"{parts['cat_accuracy']:.1%}", help="breed accuracy on the 12 cat breeds")
     cols[2].metric("dogs", f"{parts['dog_accuracy']:.1%}", help="breed accuracy on the 25 dog breeds")
     cols[3].metric("cat vs dog", f"{parts['species_accuracy']:.1%}",
