@@ -55,3 +55,17 @@ st.subheader("The report's three questions, from your runs")
 st.caption(f"Answered on experiment **{experiment.name}**: {provenance.data}.")
 for n, answer in enumerate(answers(runs), 1):
     draw_answer(n, answer)
+
+
+@st.cache_data(show_spinner=False, max_entries=2)
+def lab_html(store: str, stamp: tuple, _runs: list[Run]) -> bytes:
+    from labcore.export import build_html
+
+    return build_html(_runs, f"Transfer learning on Oxford-IIIT Pet: {store}", store).encode("utf-8")
+
+
+stamp = tuple((r.run_id, r.config.get("finished")) for r in runs)
+st.download_button("Download the lab as one HTML file", icon=":material/download:", file_name="lab.html",
+                   mime="text/html", on_click="ignore", data=lambda: lab_html(experiment.name, stamp, runs),
+                   help="Runs, curves, predictions with Grad-CAM, per-breed results and the three answers; "
+                        "opens offline. Made when clicked: loading every model takes a moment.")

@@ -1,11 +1,13 @@
 """Compare predictions: the same test images through two runs, side by side."""
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 import ui
 from labcore.data import test_indices
 from labcore.examples import (disagreement, most_different, of_breed, pick_random, predict_images, scores,
                               settings_from_config)
+from labcore.gradcam import gradcam_overlay
 from labcore.inference import Prediction
 from labcore.plots import overlay
 from labcore.runs import Run
@@ -73,6 +75,13 @@ def draw_prediction(run: Run, pred: Prediction, example: dict, opacity: float, n
                                   for n, (k, p) in enumerate(pred.top5, 1)))
 
 
+def draw_gradcam(run: Run, example: dict) -> None:
+    got = gradcam_overlay(ui.predictor(run), Image.fromarray(example["image"]), width=SHOW_WIDTH)
+    if got:  # as wide as the prediction's picture above it
+        caption = f"Grad-CAM of {run.run_id}'s top breed · {got[1] * 1000:.0f} ms"
+        st.columns([3, 2])[0].image(got[0], caption=caption)
+
+
 st.title("Compare predictions")
 runs = [r for r in ui.runs_or_stop() if r.has_model]
 if not runs:
@@ -102,6 +111,9 @@ for run in pair:
 
 labels = source.labels["test"]
 mode, count, breed, opacity = pick_ui(labels, pool)
+breed_heads = any(p.top5 is not None for got in preds.values() for p in got[:1])
+show_cam = breed_heads and st.toggle("Grad-CAM heat maps", key="cmp_gradcam",
+                                     help="Where each breed head looked for its top breed (red = most)")
 position = {index: k for k, index in enumerate(pool)}
 if mode == "by breed":
     chosen = pick_random(of_breed(pool, labels, breed), count, st.session_state.get("cmp_seed", 0))
@@ -120,3 +132,5 @@ for index in chosen:
     for column, run in zip(st.columns(len(pair), gap="large"), pair):
         with column:
             draw_prediction(run, preds[run.key][position[index]], example, opacity, names[run.key])
+            if show_cam and preds[run.key][position[index]].top5 is not None:
+                draw_gradcam(run, example)

@@ -15,6 +15,8 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from labcore.settings import NUM_CLASSES
+
 
 @keras.saving.register_keras_serializable(package="labcore")
 def masked_box_mae(y_true, y_pred):
@@ -101,6 +103,7 @@ class Accumulator:
         self.abs_err = self.iou = 0.0
         self.confusion = np.zeros((2, 2), np.int64)  # [true, pred] over pixels, pred = binary mask
         self.pixels_right = 0  # pixels whose most probable channel is the true class
+        self.label_confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)  # [true, pred] breeds
 
     def add(self, targets: dict, preds: dict) -> None:
         if "label" in preds:
@@ -110,6 +113,7 @@ class Accumulator:
             self.n_label += len(labels)
             self.correct += int((top5[:, 0] == labels).sum())
             self.top5 += int((top5 == labels[:, None]).any(axis=1).sum())
+            np.add.at(self.label_confusion, (labels.astype(np.int64), top5[:, 0]), 1)
         if "bbox" in preds:
             target = np.asarray(targets["bbox"])
             has = target[:, 4] > 0.5
@@ -144,9 +148,11 @@ class Accumulator:
         return out
 
 
-def evaluate(model: keras.Model, datasets: dict[str, tf.data.Dataset]) -> dict[str, dict[str, float]]:
+def evaluate(model: keras.Model, datasets: dict[str, tf.data.Dataset],
+             confusions: dict[str, np.ndarray] | None = None) -> dict[str, dict[str, float]]:
     """The metrics.json figures of a model on batched (inputs, targets) datasets, by split name.
-    One traced forward pass serves every split and batch size."""
+    One traced forward pass serves every split and batch size. With `confusions`, each split's
+    breed confusion counts ([true, predicted], 37x37) are put in it, for models with a label head."""
     spec = tf.TensorSpec((None, *model.input_shape[1:]), tf.float32)
     forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
     results = {}
@@ -156,4 +162,6 @@ def evaluate(model: keras.Model, datasets: dict[str, tf.data.Dataset]) -> dict[s
             preds = {k: v.numpy() for k, v in forward(inputs).items()}
             acc.add({k: v.numpy() for k, v in targets.items()}, preds)
         results[name] = acc.result()
+        if confusions is not None and acc.n_label:
+            confusions[name] = acc.label_confusion
     return results

@@ -23,6 +23,7 @@ import numpy as np
 import tensorflow as tf
 
 from labcore import metrics as lab_metrics
+from labcore.breeds import write_confusion
 from labcore.data import Splits, make_splits
 from labcore.models import backbone_layer, backbone_name, build_backbone, build_model, set_bn_momentum
 from labcore.pretext import pretext_weights
@@ -213,7 +214,8 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
                   callbacks=[history_log, early, *(extra_callbacks or [])])
 
     progress(f"[{spec.run_id}] evaluating on val and test")
-    results = lab_metrics.evaluate(model, {"val": splits.val, "test": splits.test})
+    confusions: dict = {}
+    results = lab_metrics.evaluate(model, {"val": splits.val, "test": splits.test}, confusions)
     history = history_log.history
     val_loss = history.get("val_loss", [])
     config = {
@@ -236,6 +238,8 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
     }
     write_json(work / "history.json", history)
     write_json(work / "metrics.json", results)
+    if confusions:  # runs with a breed head: per-breed results without the dataset
+        write_confusion(work, confusions)
     write_json(work / "config.json", config)
     model.save(work / "model.keras")
     shutil.rmtree(work / "backup", ignore_errors=True)

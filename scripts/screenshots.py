@@ -20,7 +20,8 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = {"overview": "", "histories": "histories", "compare": "compare", "live": "live", "dataset": "dataset"}
+PAGES = {"overview": "", "histories": "histories", "compare": "compare", "live": "live", "dataset": "dataset",
+         "breeds": "breeds"}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 

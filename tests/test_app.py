@@ -18,7 +18,7 @@ from labcore.settings import RUN_IDS
 ROOT = Path(__file__).resolve().parents[1]
 
 PAGES = ["app_pages/1_overview.py", "app_pages/2_histories.py", "app_pages/3_compare.py",
-         "app_pages/4_live.py", "app_pages/5_dataset.py"]
+         "app_pages/4_live.py", "app_pages/5_dataset.py", "app_pages/6_breeds.py"]
 TIMEOUT = 180  # loading six models on a slow 2-core CPU
 
 
@@ -129,7 +129,7 @@ def test_reruns_keep_the_models_compiled(demo_runs, monkeypatch):
     once a model is loaded, no rerun may clear the kernel cache."""
     from tensorflow.python.eager import context
 
-    at = open_page(PAGES[3], demo_runs, monkeypatch)
+    at = open_page(PAGES[3], demo_runs.parent, monkeypatch)
     at.button(key=f"live_example_{at.get('button')[0].label}").click().run()  # loads the models
     clears = []
     original = context.Context.clear_kernel_cache
@@ -247,3 +247,37 @@ def test_an_older_flat_store_opens_as_one_experiment(demo_runs, tmp_path, monkey
         "lab (older layout) — drawn pets, 32 px, 2 epochs, synthetic-pretext weights, "
         + at.sidebar.selectbox(key="experiment").options[0].rsplit(", ", 1)[1]]
     assert len(at.table[0].value) == len(RUN_IDS)
+
+
+def test_overview_offers_the_lab_as_one_html_file(demo_store, monkeypatch):
+    at = open_page(PAGES[0], demo_store, monkeypatch)
+    assert [b.label for b in at.get("download_button")] == ["Download the lab as one HTML file"]
+
+
+def test_compare_draws_grad_cam_for_breed_heads_only(demo_store, monkeypatch):
+    at = open_page(PAGES[2], demo_store, monkeypatch)
+    at.selectbox(key="cmp_preset").select("single-task vs multi-task · masks").run()
+    count = at.slider(key="cmp_count").value
+    at.toggle(key="cmp_gradcam").set_value(True).run()
+    assert not at.exception
+    # segmentation-pretrained has no breed head: heat maps only for the multitask run.
+    assert len(at.image) == 2 * count + count
+    cams = [c for image in at.image for c in image.captions if c.startswith("Grad-CAM of")]
+    assert len(cams) == count and all(c.startswith("Grad-CAM of multitask-pretrained's top breed") for c in cams)
+    assert all(c.endswith(" ms") for c in cams)
+    at.selectbox(key="cmp_preset").select("pretrained vs scratch · segmentation").run()
+    assert not at.exception and not [t for t in at.toggle if t.key == "cmp_gradcam"]
+
+
+def test_breeds_page_shows_both_runs_and_says_retrain_for_old_runs(demo_runs_copy, monkeypatch):
+    (demo_runs_copy / "multitask-scratch" / "confusion.json").unlink()
+    at = open_page(PAGES[5], demo_runs_copy.parent, monkeypatch)
+    assert (at.selectbox(key="breeds_a").value, at.selectbox(key="breeds_b").value) == (
+        "demo/detection-pretrained", "demo/detection-scratch")
+    assert not any(o.startswith("segmentation") for o in at.selectbox(key="breeds_a").options)
+    assert len(at.get("plotly_chart")) == 4  # bars and heat map, per run
+    assert {m.label for m in at.metric} == {"accuracy", "cats", "dogs", "cat vs dog"}
+    assert "most confused pairs" in texts(at)
+    at.selectbox(key="breeds_preset").select("pretrained vs scratch · multitask").run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert "retrain to see this" in texts(at)

@@ -27,7 +27,7 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 
 PAGES = {"": "Transfer learning on Oxford-IIIT Pet", "histories": "Training histories", "compare": "Compare predictions",
-         "live": "Live inference", "dataset": "Dataset"}
+         "live": "Live inference", "dataset": "Dataset", "breeds": "Per-breed results"}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -141,4 +141,17 @@ def test_switching_experiments_in_the_sidebar_changes_every_page(page, server):
     page.get_by_text("Experiment demo:").first.wait_for()
     page.get_by_role("button", name="test ").first.click()
     page.get_by_text("learned drawn pets: their guess on a real photo means nothing").wait_for()
+
+
+def test_grad_cam_toggle_draws_heat_maps_on_compare(page, server):
+    page.goto(f"{server}/compare?experiment=demo")
+    page.get_by_role("heading", name="Compare predictions").wait_for()
+    wait_until_idle(page)
+    images = page.locator("[data-testid='stImage']").count()
+    page.get_by_text("Grad-CAM heat maps").click()
+    page.get_by_text("Grad-CAM of detection-pretrained's top breed").first.wait_for()
+    wait_until_idle(page)
+    # detection-pretrained and detection-scratch both have a breed head: one map per picture.
+    assert page.locator("[data-testid='stImage']").count() == 2 * images
+    assert page.get_by_text("Grad-CAM of detection-scratch's top breed").count() == images // 2
     assert_no_error(page)

@@ -132,3 +132,15 @@ def test_mask_pixel_accuracy_is_the_histories_mask_accuracy():
     keras_accuracy.update_state(true[:1], probs[:1])
     keras_accuracy.update_state(true[1:], probs[1:])
     assert acc.result()["mask_pixel_accuracy"] == pytest.approx(float(keras_accuracy.result()), abs=1e-6)
+
+
+def test_accumulator_counts_breed_confusions_over_batches():
+    acc = Accumulator()
+    probs = np.zeros((3, 37), np.float32)
+    probs[[0, 1, 2], [4, 4, 7]] = 1.0
+    acc.add({"label": np.array([4, 5, 7])}, {"label": probs})
+    acc.add({"label": np.array([5])}, {"label": probs[:1]})
+    expected = np.zeros((37, 37), np.int64)
+    expected[4, 4] = expected[7, 7] = 1
+    expected[5, 4] = 2  # breed 5 taken for breed 4 twice, once in each batch
+    assert acc.label_confusion.tolist() == expected.tolist()

@@ -1,0 +1,75 @@
+"""Pictures of two runs' predictions on the same fixed test images, with Grad-CAM, for the export."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from labcore.data import raw_examples, test_indices
+from labcore.examples import open_source, predict_images, settings_from_config
+from labcore.gradcam import gradcam_for, heat_overlay
+from labcore.images import resize_for_model
+from labcore.inference import Predictor
+from labcore.plots import overlay
+from labcore.runs import ModelLoadError, Run
+from labcore.settings import breed_name
+from labcore.sources import DataUnavailable
+
+
+class GalleryUnavailable(RuntimeError):
+    """The data or a model is not at hand; the message says which."""
+
+
+@dataclass
+class Picture:
+    picture: Image.Image
+    caption: str
+
+
+def preset_examples(pair: Sequence[Run], count: int, width: int, cache: dict) -> list[list[Picture]]:
+    """For each run of the pair, the first `count` test images the first run was scored on:
+    the prediction overlay and, for a breed head, its Grad-CAM. `cache` keeps models and
+    data between calls (one export makes many)."""
+    settings = settings_from_config(pair[0].config)
+    key = ("data", settings.dataset, settings.data_dir, settings.limit, settings.seed)
+    if key not in cache:
+        try:
+            source = open_source(settings)
+        except DataUnavailable as err:
+            raise GalleryUnavailable(f"the test images are not at hand: {err}") from err
+        indices = [int(i) for i in test_indices(source.labels["test"], settings)[:count]]
+        cache[key] = raw_examples(source, "test", indices)
+    examples = cache[key]
+    shown = []
+    for run in pair:
+        if run.run_id not in cache:
+            try:
+                cache[run.run_id] = Predictor.from_run(run)
+            except ModelLoadError as err:
+                raise GalleryUnavailable(str(err)) from err
+        shown.append(run_pictures(cache[run.run_id], examples, width))
+    return shown
+
+
+def run_pictures(predictor: Predictor, examples: Sequence[dict], width: int) -> list[Picture]:
+    images = [ex["image"] for ex in examples]
+    predictions = predict_images(predictor, images)
+    cam = gradcam_for(predictor)
+    heat = cam(resize_batch(images, cam.image_size)) if cam else None
+    out = []
+    for n, (example, pred) in enumerate(zip(examples, predictions)):
+        truth = breed_name(int(example["label"]))
+        picture = overlay(example["image"], pred_mask=pred.mask, pred_box=pred.box, width=width,
+                          true_mask=example["mask"] if pred.mask is not None else None)
+        said = f"predicted {breed_name(pred.top5[0][0])} ({pred.top5[0][1]:.0%})" if pred.top5 else "masks only"
+        out.append(Picture(picture, f"{truth}: {said}"))
+        if heat is not None:
+            out.append(Picture(heat_overlay(example["image"], heat.maps[n], width=width),
+                               f"Grad-CAM of {breed_name(int(heat.top[n]))}"))
+    return out
+
+
+def resize_batch(images: Sequence[np.ndarray], size: int) -> np.ndarray:
+    return np.stack([resize_for_model(Image.fromarray(im), size) for im in images])

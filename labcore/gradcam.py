@@ -1,0 +1,135 @@
+"""Grad-CAM: where a breed head looked when it chose its top breed.
+
+The heat map is the backbone's last feature map weighted by the gradient of the top breed's
+score (the label layer's pre-softmax logit, as in the keras-io Grad-CAM example) averaged over
+space, summed over channels, negatives dropped and scaled to 0..1. Like `Predictor`, it runs
+as one traced function for any batch size, so a heat map costs one forward pass plus the
+backward pass through the heads only (the gradient stops at the backbone's output).
+"""
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from labcore.data import preprocess_images
+from labcore.images import resize_for_model
+from labcore.models import backbone_layer
+
+# Colour map for the heat map, 0 -> 1: dark blue, cyan, yellow, red (anchor colours, interpolated).
+_ANCHORS = np.array([[0, 0, 90], [0, 120, 255], [0, 230, 200], [255, 230, 0], [230, 20, 0]], np.float32)
+
+
+def has_breed_head(model: keras.Model) -> bool:
+    return any(layer.name == "label" for layer in model.layers)
+
+
+@dataclass
+class HeatMaps:
+    maps: np.ndarray  # float32 [N, h, w] in 0..1, at the backbone's feature-map resolution
+    top: np.ndarray  # int [N]: the breed each map explains (the model's top breed)
+    seconds: float  # wall time of the traced call, for the whole batch
+
+
+class GradCam:
+    """Grad-CAM of a model made by `build_model` that has a `label` head."""
+
+    def __init__(self, model: keras.Model, backbone: str, image_size: int):
+        if not has_breed_head(model):
+            raise ValueError(f"{model.name} has no breed head: Grad-CAM explains a breed choice")
+        self.image_size = image_size
+        label = model.get_layer("label")
+        # The backbone's output in the outer model's graph (its one call there), and the input
+        # of the label layer: the top breed's logit is that input times the layer's kernel.
+        features = backbone_layer(model)._inbound_nodes[0].output_tensors[0]
+        probe = keras.Model(model.inputs, [features, label.input])
+        spec = tf.TensorSpec([None, image_size, image_size, 3], tf.float32)
+
+        def heat(images: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+            x = preprocess_images(images, backbone)
+            with tf.GradientTape() as tape:
+                tape.watch(x)  # records the graph even where every weight is frozen
+                maps, hidden = probe(x, training=False)
+                maps = tf.cast(maps, tf.float32)  # float16 under mixed precision
+                logits = tf.matmul(tf.cast(hidden, tf.float32), label.kernel) + label.bias
+                top = tf.argmax(logits, axis=-1, output_type=tf.int32)
+                score = tf.gather(logits, top, axis=1, batch_dims=1)
+            grads = tape.gradient(score, maps)
+            weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)
+            cam = tf.nn.relu(tf.reduce_sum(weights * maps, axis=-1))
+            peak = tf.reduce_max(cam, axis=(1, 2), keepdims=True)
+            return tf.math.divide_no_nan(cam, peak), top
+
+        self._heat = tf.function(heat, input_signature=[spec])
+        self._heat(tf.zeros([1, image_size, image_size, 3]))  # trace and warm up now
+
+    def __call__(self, images: np.ndarray) -> HeatMaps:
+        """Heat maps for a batch of resized images (float or uint8 0..255, [N, S, S, 3])."""
+        start = time.perf_counter()
+        maps, top = self._heat(tf.convert_to_tensor(images, tf.float32))
+        maps, top = maps.numpy(), top.numpy()
+        return HeatMaps(maps, top, time.perf_counter() - start)
+
+
+_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def gradcam_for(predictor) -> GradCam | None:
+    """The GradCam of a `Predictor`'s model, made once per predictor; None without a breed head."""
+    if predictor not in _CACHE:
+        model = predictor.model
+        _CACHE[predictor] = GradCam(model, predictor.backbone, predictor.image_size) if has_breed_head(model) else None
+    return _CACHE[predictor]
+
+
+def upsample(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A heat map [h, w] in 0..1 resized to (width, height) with bilinear smoothing."""
+    picture = Image.fromarray(heat.astype(np.float32), mode="F")
+    return np.asarray(picture.resize(size, Image.Resampling.BILINEAR), np.float32).clip(0, 1)
+
+
+def colourise(heat: np.ndarray) -> np.ndarray:
+    """A 0..1 map [H, W] -> uint8 RGB [H, W, 3] through the colour map's anchors."""
+    position = np.clip(heat, 0, 1) * (len(_ANCHORS) - 1)
+    low = np.floor(position).astype(int).clip(0, len(_ANCHORS) - 2)
+    frac = (position - low)[..., None]
+    return (_ANCHORS[low] * (1 - frac) + _ANCHORS[low + 1] * frac).astype(np.uint8)
+
+
+def heat_overlay(image: Image.Image | np.ndarray, heat: np.ndarray, opacity: float = 0.5,
+                 width: int | None = None) -> Image.Image:
+    """The picture with the heat map blended over it; the map is scaled to the picture."""
+    picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
+    picture = picture.convert("RGB")
+    if width and picture.width != width:
+        picture = picture.resize((width, max(1, round(picture.height * width / picture.width))),
+                                 Image.Resampling.BILINEAR)
+    big = upsample(heat, picture.size)
+    colour = Image.fromarray(colourise(big))
+    # Cold areas stay mostly photo: the blend weight grows with the heat.
+    alpha = Image.fromarray((opacity * (0.25 + 0.75 * big) * 255).astype(np.uint8))
+    return Image.composite(colour, picture, alpha)
+
+
+def gradcam_overlay(predictor, image: Image.Image, opacity: float = 0.5,
+                    width: int | None = None) -> tuple[Image.Image, float] | None:
+    """One upright RGB picture's Grad-CAM over it, and the seconds the heat map took
+    (the traced call only); None when the predictor's model has no breed head."""
+    cam = gradcam_for(predictor)
+    if cam is None:
+        return None
+    heat = cam(resize_for_model(image, cam.image_size)[None])
+    return heat_overlay(image, heat.maps[0], opacity, width), heat.seconds
+
+
+def mass_in_mask(heat: np.ndarray, mask: np.ndarray) -> float:
+    """Share of the heat map's mass (scaled to the mask's size) that lies inside the mask."""
+    mask = np.asarray(mask).reshape(np.asarray(mask).shape[:2]) > 0
+    big = upsample(heat, (mask.shape[1], mask.shape[0]))
+    total = float(big.sum())
+    return float(big[mask].sum() / total) if total > 0 else float("nan")
