@@ -6,6 +6,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from labcore.data import split_counts
+from labcore.estimate import estimate_plan
 from labcore.runs import list_runs
 from labcore.settings import RUNS, Settings
 from labcore.sources import load_source
@@ -27,10 +29,12 @@ def train_all(run_ids: list[str], settings: Settings, runs_dir: Path, force: boo
         return []
     source = load_source(settings)
     progress(f"data: {source.description}")
+    plan = estimate_plan(todo, settings, split_counts(source, settings), runs_dir)
+    progress(plan.message())
     for n, run_id in enumerate(todo, 1):
         progress(f"== run {n}/{len(todo)}: {run_id} ==")
         start = time.perf_counter()
-        path = train_run(RUNS[run_id], settings, source, runs_dir, progress)
+        path = train_run(RUNS[run_id], settings, source, runs_dir, progress, plan=plan)
         progress(f"[{run_id}] done in {(time.perf_counter() - start) / 60:.1f} min -> {path}")
     return todo
 

@@ -85,8 +85,19 @@ def dense_block(x, units: int, relu: bool = True):
 
 def build_model(task: str, settings: Settings, backbone: keras.Model) -> keras.Model:
     """The task's heads on `backbone`; outputs a dict keyed by `TASK_OUTPUTS[task]`."""
+    return build_models(task, settings, backbone)[0]
+
+
+def build_models(task: str, settings: Settings, backbone: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(the whole model, its heads alone). The heads model takes the backbone's output as its
+    input and shares the whole model's head layers, weights included: training it on cached
+    backbone features trains the whole model's heads (see `labcore.features`)."""
     inputs = keras.Input((settings.image_size, settings.image_size, 3), name="image")
-    features = backbone(inputs)
+    # A backbone frozen when the model is built is a feature extractor: it runs in inference mode
+    # (BatchNorm's moving statistics, no stochastic depth) even in a train step, so its outputs
+    # are the same every epoch and can be computed once. It stays so when fine-tuning
+    # unfreezes it, which keeps BatchNorm from overwriting the pretrained statistics.
+    features = backbone(inputs, training=False) if not backbone.trainable else backbone(inputs)
     outputs = {}
     heads = TASK_OUTPUTS[task]
     if "label" in heads or "bbox" in heads:
@@ -109,7 +120,8 @@ def build_model(task: str, settings: Settings, backbone: keras.Model) -> keras.M
         x = layers.UpSampling2D(2)(x)
         outputs["mask"] = layers.Conv2D(settings.mask_classes, 1, activation="softmax",
                                         dtype="float32", name="mask")(x)
-    return keras.Model(inputs, outputs, name=task)
+    # A functional model may start at an inner tensor: Keras gives it a fresh input there.
+    return keras.Model(inputs, outputs, name=task), keras.Model(features, outputs, name=f"{task}_heads")
 
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> None:
