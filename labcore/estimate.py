@@ -1,12 +1,15 @@
 """How long a plan of runs will take on this machine, measured before it starts.
 
-Each run's model is built at the real image size (random weights: speed does not depend on
-them) and a few of its steps are timed: train steps and validation steps of what the run
-fits (the whole model, or its heads on cached features), the frozen backbone's forward pass
-(cached runs compute features with it once) and, where the run has them, the pretext
-pretraining and the fine-tuning. Then seconds = batches x step time for every part, plus the
-measured first calls (building and tracing). Epochs are the maximum: EarlyStopping may end
-a run sooner, so the figure is an upper bound on a machine as busy as it was when measured.
+For each task, a freshly built model at the real image size (random weights: speed does not
+depend on them) times a few calls of its parts: the backbone's forward pass, a train and a
+validation step of the heads on its outputs, and, where a run needs it (scratch runs, the
+pretext pretraining, fine-tuning), a train step of the whole model. Tracing a train step takes
+long, so a first pass times forward passes only (a train step priced at 3 of them); a plan
+that comes out longer than half an hour is timed again with real train steps. A run is then priced
+part by part: batches x seconds per batch (a frozen backbone's train step is its forward pass
+plus a heads step; cached runs pay the forward pass once), plus the measured first calls,
+which trace. Epochs are the maximum: EarlyStopping may end a run sooner, so the figure is an
+upper bound for a machine as busy as it was when measured.
 """
 from __future__ import annotations
 
@@ -27,6 +30,10 @@ from labcore.models import backbone_name, build_backbone, build_models
 from labcore.settings import RUNS, TASK_OUTPUTS, Settings
 
 TIMED_STEPS = 2  # per measure, after the first call (which traces)
+# A train step (forward, backward, update) costs about this many forward passes: the usual
+# rule of thumb, used only for plans short enough that timing real train steps would not pay.
+TRAIN_OVER_FORWARD = 3.0
+TIME_TRAIN_STEPS_ABOVE = 1800.0  # seconds: plans estimated longer are re-timed with real train steps
 LONG_PLAN_SECONDS = 3600.0
 
 
@@ -52,6 +59,7 @@ class PlanEstimate:
     runs: list[RunEstimate]
     device: str
     measured_seconds: float  # what the estimate itself took
+    method: str = "a few train steps"
     started: float = field(default_factory=time.perf_counter)
 
     @property
@@ -69,7 +77,7 @@ class PlanEstimate:
     def message(self) -> str:
         parts = ", ".join(f"{r.run_id} {duration(r.seconds)}" for r in self.runs)
         text = (f"estimate: about {duration(self.seconds)} on {self.device} for {len(self.runs)} run(s) "
-                f"at most ({parts}; measured in {self.measured_seconds:.0f}s from a few steps of each model; "
+                f"at most ({parts}; measured in {self.measured_seconds:.0f}s from {self.method} of each model; "
                 f"early stopping may end runs sooner, a busier machine is slower)")
         if self.seconds > LONG_PLAN_SECONDS and not self.device.startswith("GPU"):
             text += (". A GPU takes a fraction of that; --profile quick (128 px, 1000 images, 5 epochs) "
@@ -120,59 +128,87 @@ def timed(fn: Callable[[], Any]) -> tuple[float, float]:
     return first, statistics.median(steps)
 
 
-def estimate_run(run_id: str, settings: Settings, counts: dict[str, int], runs_dir: Path | None,
-                 trainable_steps: dict[str, float]) -> RunEstimate:
-    """Time one run's model; `trainable_steps` (task -> seconds of a whole-model train step)
-    is filled and reused across runs (scratch runs, pretext and fine-tuning need it)."""
-    from labcore.training import compile_model, weights_origin  # training imports this module
+@dataclass
+class TaskTimes:
+    """Seconds per batch of one task's model parts, and of their first (tracing) calls."""
 
-    spec = RUNS[run_id]
-    name = backbone_name(spec.task, settings)
-    frozen = spec.init == "pretrained" and settings.freeze_backbone
+    build: float
+    forward: float  # the backbone, inference mode
+    forward_first: float
+    heads_train: float  # a train step of the heads on backbone outputs
+    heads_test: float  # a validation step of the heads
+    heads_first: float
+    whole_train: float | None = None  # a train step of the whole model, backbone trainable
+    whole_first: float | None = None
+
+
+def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) -> TaskTimes:
+    """Time a freshly built model of `task` at the real image size. `whole`: also price a train
+    step of the whole model (scratch runs, pretext pretraining, fine-tuning need it); a step
+    with a frozen backbone is its forward pass plus a heads step, so it needs no price of its
+    own. `train_steps`: time real train and validation steps; else only forward passes,
+    pricing a train step at TRAIN_OVER_FORWARD forward passes (tracing a train step costs
+    more than a short plan is worth)."""
+    from labcore.training import compile_model  # training imports this module
+
+    outputs = TASK_OUTPUTS[task]
     start = time.perf_counter()
-    backbone = build_backbone(name, settings.image_size, weights=None)
-    backbone.trainable = not frozen
-    model, heads = build_models(spec.task, settings, backbone)
-    compile_model(model, spec.outputs, settings.learning_rate, settings.jit_compile)
-    setup = time.perf_counter() - start
-    x, y = fake_batch(spec.task, settings)
+    backbone = build_backbone(backbone_name(task, settings), settings.image_size, weights=None)
+    model, heads = build_models(task, settings, backbone)
+    build = time.perf_counter() - start
+    x, y = fake_batch(task, settings)
+    forward = tf.function(lambda images: backbone(images, training=False))
+    forward_first, forward_s = timed(lambda: forward(x))
+    f = forward(x)
+    if not train_steps:
+        heads_forward = tf.function(lambda features: heads(features, training=False))
+        first, heads_s = timed(lambda: heads_forward(f))
+        times = TaskTimes(build, forward_s, forward_first, TRAIN_OVER_FORWARD * heads_s, heads_s,
+                          (TRAIN_OVER_FORWARD + 1) * first)
+        if whole:
+            times.whole_train = TRAIN_OVER_FORWARD * (forward_s + heads_s)
+            times.whole_first = TRAIN_OVER_FORWARD * (forward_first + first)
+        return times
+    compile_model(heads, outputs, settings.learning_rate, settings.jit_compile)
+    f = f.numpy()
+    train_first, heads_train = timed(lambda: heads.train_on_batch(f, y))
+    test_first, heads_test = timed(lambda: heads.test_on_batch(f, y))
+    times = TaskTimes(build, forward_s, forward_first, heads_train, heads_test, train_first + test_first)
+    if whole:
+        compile_model(model, outputs, settings.learning_rate, settings.jit_compile)
+        times.whole_first, times.whole_train = timed(lambda: model.train_on_batch(x, y))
+    return times
+
+
+def estimate_run(run_id: str, settings: Settings, counts: dict[str, int], times: TaskTimes,
+                 pretext_needed: bool) -> RunEstimate:
+    """A run's parts: batches x seconds per batch, plus the first calls that trace."""
+    spec = RUNS[run_id]
+    frozen = spec.init == "pretrained" and settings.freeze_backbone
     batches = {k: math.ceil(v / settings.batch_size) for k, v in counts.items()}
-
-    features_s = 0.0
-    if uses_feature_cache(spec, settings):
-        compile_model(heads, spec.outputs, settings.learning_rate, settings.jit_compile)
-        forward = tf.function(lambda images: backbone(images, training=False))
-        first_fwd, forward_s = timed(lambda: forward(x))
-        f = forward(x).numpy()
-        first_train, train_s = timed(lambda: heads.train_on_batch(f, y))
-        first_test, test_s = timed(lambda: heads.test_on_batch(f, y))
-        setup += first_fwd + first_train + first_test + first_fwd  # the last: evaluation traces the whole model
-        features_s = (batches["train"] + batches["val"]) * forward_s
-        evaluate_s = (batches["val"] + batches["test"]) * (forward_s + test_s)
+    validate = times.forward + times.heads_test  # a validation step of the whole model
+    evaluate = (batches["val"] + batches["test"]) * validate
+    setup = times.build + times.forward_first  # building, and tracing the evaluation's forward pass
+    features = 0.0
+    if frozen and uses_feature_cache(spec, settings):
+        features = (batches["train"] + batches["val"]) * times.forward
+        epoch = batches["train"] * times.heads_train + batches["val"] * times.heads_test
+        setup += times.forward_first + times.heads_first
+    elif frozen:
+        epoch = batches["train"] * (times.forward + times.heads_train) + batches["val"] * validate
+        setup += 2 * times.forward_first + times.heads_first
     else:
-        first_train, train_s = timed(lambda: model.train_on_batch(x, y))
-        first_test, test_s = timed(lambda: model.test_on_batch(x, y))
-        setup += first_train + 2 * first_test
-        evaluate_s = (batches["val"] + batches["test"]) * test_s
-        if not frozen:
-            trainable_steps[spec.task] = train_s
-    epoch_s = batches["train"] * train_s + batches["val"] * test_s
-
-    fine_tune_epoch_s = 0.0
-    wants_trainable = frozen and (settings.fine_tune_epochs or weights_origin(spec, settings) == "synthetic-pretext")
-    if wants_trainable and spec.task not in trainable_steps:
-        backbone.trainable = True
-        compile_model(model, spec.outputs, settings.learning_rate, settings.jit_compile)
-        first, trainable_steps[spec.task] = timed(lambda: model.train_on_batch(x, y))
-        if settings.fine_tune_epochs:
-            setup += first
+        epoch = batches["train"] * times.whole_train + batches["val"] * validate
+        setup += times.whole_first + times.forward_first
+    fine_tune_epoch = 0.0
     if frozen and settings.fine_tune_epochs:
-        fine_tune_epoch_s = batches["train"] * trainable_steps[spec.task] + batches["val"] * test_s
-    if frozen and weights_origin(spec, settings) == "synthetic-pretext" and not pretext_ready(name, settings, runs_dir):
+        fine_tune_epoch = batches["train"] * times.whole_train + batches["val"] * validate
+        setup += times.whole_first
+    if pretext_needed:
         # The pretext model (backbone, pooling, one Dense) steps about as fast as the whole model.
-        pretext_batches = math.ceil(settings.pretext_examples / settings.batch_size)
-        setup += settings.pretext_epochs * pretext_batches * trainable_steps[spec.task]
-    return RunEstimate(run_id, setup, features_s, epoch_s, fine_tune_epoch_s, evaluate_s,
+        steps = settings.pretext_epochs * math.ceil(settings.pretext_examples / settings.batch_size)
+        setup += times.whole_first + steps * times.whole_train
+    return RunEstimate(run_id, setup, features, epoch, fine_tune_epoch, evaluate,
                        settings.epochs, settings.fine_tune_epochs if frozen else 0)
 
 
@@ -184,13 +220,28 @@ def pretext_ready(backbone: str, settings: Settings, runs_dir: Path | None) -> b
 
 def estimate_plan(run_ids: list[str], settings: Settings, counts: dict[str, int],
                   runs_dir: Path | None = None) -> PlanEstimate:
-    """Estimate the runs `run_ids` (in order) on `counts` images ({"train", "val", "test"})."""
+    """Estimate the runs `run_ids` (in order) on `counts` images ({"train", "val", "test"});
+    with `runs_dir`, pretext weights already made there are not counted again."""
     start = time.perf_counter()
-    trainable_steps: dict[str, float] = {}
-    # Scratch runs first: their whole-model step also prices the pretext pretraining.
-    order = sorted(run_ids, key=lambda r: RUNS[r].init != "scratch")
-    found = {}
-    for run_id in order:
-        found[run_id] = estimate_run(run_id, settings, counts, runs_dir, trainable_steps)
-        keras.backend.clear_session()
-    return PlanEstimate([found[r] for r in run_ids], device_name(), time.perf_counter() - start)
+
+    def frozen(run_id: str) -> bool:
+        return RUNS[run_id].init == "pretrained" and settings.freeze_backbone
+
+    def pretext_needed(run_id: str) -> bool:
+        return (RUNS[run_id].init == "pretrained" and settings.weights == "synthetic-pretext"
+                and not pretext_ready(backbone_name(RUNS[run_id].task, settings), settings, runs_dir))
+
+    def plan(train_steps: bool) -> list[RunEstimate]:
+        measured: dict[str, TaskTimes] = {}
+        for task in dict.fromkeys(RUNS[r].task for r in run_ids):
+            whole = any(not frozen(r) or settings.fine_tune_epochs or pretext_needed(r)
+                        for r in run_ids if RUNS[r].task == task)
+            measured[task] = measure_task(task, settings, whole, train_steps)
+            keras.backend.clear_session()
+        return [estimate_run(r, settings, counts, measured[RUNS[r].task], pretext_needed(r)) for r in run_ids]
+
+    # Forward passes first; a long plan is worth timing real train steps as well.
+    estimates, method = plan(train_steps=False), "forward passes"
+    if sum(r.seconds for r in estimates) > TIME_TRAIN_STEPS_ABOVE:
+        estimates, method = plan(train_steps=True), "a few train steps"
+    return PlanEstimate(estimates, device_name(), time.perf_counter() - start, method)

@@ -93,11 +93,7 @@ def build_models(task: str, settings: Settings, backbone: keras.Model) -> tuple[
     input and shares the whole model's head layers, weights included: training it on cached
     backbone features trains the whole model's heads (see `labcore.features`)."""
     inputs = keras.Input((settings.image_size, settings.image_size, 3), name="image")
-    # A backbone frozen when the model is built is a feature extractor: it runs in inference mode
-    # (BatchNorm's moving statistics, no stochastic depth) even in a train step, so its outputs
-    # are the same every epoch and can be computed once. It stays so when fine-tuning
-    # unfreezes it, which keeps BatchNorm from overwriting the pretrained statistics.
-    features = backbone(inputs, training=False) if not backbone.trainable else backbone(inputs)
+    features = backbone(inputs)
     outputs = {}
     heads = TASK_OUTPUTS[task]
     if "label" in heads or "bbox" in heads:
@@ -122,6 +118,25 @@ def build_models(task: str, settings: Settings, backbone: keras.Model) -> tuple[
                                         dtype="float32", name="mask")(x)
     # A functional model may start at an inner tensor: Keras gives it a fresh input there.
     return keras.Model(inputs, outputs, name=task), keras.Model(features, outputs, name=f"{task}_heads")
+
+
+def set_frozen(backbone: keras.Model, frozen: bool) -> None:
+    """Freeze a backbone into a feature extractor, or unfreeze it (fine-tuning).
+
+    Frozen, its weights do not train, BatchNorm uses its moving statistics and Dropout is off
+    (EfficientNet's stochastic depth): its outputs are the same every epoch, so they can be
+    computed once (`labcore.features`). Keras still runs a frozen layer's Dropout in a train
+    step (the train step's `training=True` wins over one given when the model was built),
+    hence the rates set to 0 here, and given back on unfreezing.
+    """
+    backbone.trainable = not frozen
+    for layer in backbone._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, layers.Dropout):
+            if frozen:
+                layer.trained_rate = getattr(layer, "trained_rate", layer.rate)
+                layer.rate = 0.0
+            else:
+                layer.rate = getattr(layer, "trained_rate", layer.rate)
 
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> None:

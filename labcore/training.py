@@ -26,7 +26,8 @@ from labcore import metrics as lab_metrics
 from labcore.data import make_splits
 from labcore.estimate import PlanEstimate, duration
 from labcore.features import FEATURES_DIR, cached_splits, uses_feature_cache
-from labcore.models import backbone_layer, backbone_name, build_backbone, build_models, set_bn_momentum
+from labcore.models import (backbone_layer, backbone_name, build_backbone, build_models, set_bn_momentum,
+                            set_frozen)
 from labcore.pretext import pretext_weights
 from labcore.runs import write_json
 from labcore.settings import RunSpec, Settings
@@ -183,7 +184,7 @@ def make_model(spec: RunSpec, settings: Settings, runs_dir: Path,
         weights = None if origin == "none" else "imagenet"
     backbone = build_backbone(name, settings.image_size, weights, settings.weights_dir)
     # The report uses the pretrained backbone as a feature extractor: frozen, BN in inference mode.
-    backbone.trainable = not (spec.init == "pretrained" and settings.freeze_backbone)
+    set_frozen(backbone, spec.init == "pretrained" and settings.freeze_backbone)
     model, heads = build_models(spec.task, settings, backbone)
     set_bn_momentum(model, settings.bn_momentum)
     return model, heads
@@ -250,7 +251,7 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
 
     if settings.fine_tune_epochs and spec.init == "pretrained" and settings.freeze_backbone:
         progress(f"[{spec.run_id}] fine-tuning the whole network for {settings.fine_tune_epochs} epochs")
-        backbone_layer(model).trainable = True
+        set_frozen(backbone_layer(model), False)
         model._initial_epoch = None  # left by BackupAndRestore; it would override initial_epoch
         compile_model(model, spec.outputs, settings.learning_rate / 100, settings.jit_compile)
         model.fit(splits.train, validation_data=splits.val, epochs=settings.epochs + settings.fine_tune_epochs,

@@ -134,3 +134,31 @@ def test_a_resumed_run_still_ends_on_the_best_epoch_before_the_kill(tiny_setting
     expected.load_weights(saved_best)
     for got, want in zip(final.get_weights(), expected.get_weights()):
         np.testing.assert_array_equal(got, want)
+
+
+def test_a_killed_run_on_cached_features_resumes(tiny_settings, tmp_path):
+    tiny_settings = tiny_settings.with_overrides(pretext_examples=64, pretext_epochs=1)
+    spec, settings, source = start_and_kill("detection-pretrained", tiny_settings, tmp_path)
+    first = json.loads((tmp_path / ".partial" / spec.run_id / "history.json").read_text())
+    assert (tmp_path / ".partial" / spec.run_id / "backup-heads").is_dir()  # the heads model's backup
+
+    messages = []
+    path = train_run(spec, settings, source, tmp_path, messages.append)
+    history = json.loads((path / "history.json").read_text())
+    assert any("features ready" in m for m in messages) and any("resuming after epoch 2" in m for m in messages)
+    assert sum("epoch " in m and "/4 " in m for m in messages) == 2  # only epochs 3 and 4 ran
+    assert history["loss"][:2] == first["loss"] and len(history["val_loss"]) == 4
+    assert not (tmp_path / ".partial" / spec.run_id).exists()
+
+
+def test_progress_lines_carry_elapsed_time_and_eta(tiny_settings, tmp_path):
+    from labcore.estimate import estimate_plan
+
+    settings = tiny_settings.with_overrides(epochs=3, limit=64)
+    plan = estimate_plan(["segmentation-scratch"], settings, {"train": 51, "val": 13, "test": 37}, tmp_path)
+    messages = []
+    train_run(RUNS["segmentation-scratch"], settings, synthetic_source(64, seed=0), tmp_path, messages.append, plan=plan)
+    epochs = [m for m in messages if "epoch " in m and "/3 " in m]
+    assert len(epochs) == 3
+    assert all(" left; plan " in m and m.endswith(" left") for m in epochs)
+    assert "run " in epochs[0] and "~" in epochs[-1]
