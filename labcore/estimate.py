@@ -157,11 +157,11 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     model, heads = build_models(task, settings, backbone)
     build = time.perf_counter() - start
     x, y = fake_batch(task, settings)
-    forward = tf.function(lambda images: backbone(images, training=False))
+    forward = tf.function(lambda images: backbone(images, training=False), autograph=False)
     forward_first, forward_s = timed(lambda: forward(x))
     f = forward(x)
     if not train_steps:
-        heads_forward = tf.function(lambda features: heads(features, training=False))
+        heads_forward = tf.function(lambda features: heads(features, training=False), autograph=False)
         first, heads_s = timed(lambda: heads_forward(f))
         times = TaskTimes(build, forward_s, forward_first, TRAIN_OVER_FORWARD * heads_s, heads_s,
                           (TRAIN_OVER_FORWARD + 1) * first)

@@ -68,7 +68,8 @@ def extract_features(backbone: keras.Model, splits: dict[str, tuple[tf.data.Data
     files there (memory-mapped) instead of held in memory."""
     shape = tuple(backbone.output.shape[1:])
     spec = tf.TensorSpec((None, *backbone.input.shape[1:]), tf.float32)
-    forward = tf.function(lambda x: tf.cast(backbone(x, training=False), tf.float32), input_signature=[spec])
+    forward = tf.function(lambda x: tf.cast(backbone(x, training=False), tf.float32), input_signature=[spec],
+                          autograph=False)
     out = {}
     for name, (dataset, count) in splits.items():
         if folder is not None:
