@@ -61,6 +61,7 @@ class PlanEstimate:
     measured_seconds: float  # what the estimate itself took
     method: str = "a few train steps"
     started: float = field(default_factory=time.perf_counter)
+    actual: dict[str, float] = field(default_factory=dict)  # run id -> seconds it took, once finished
 
     @property
     def seconds(self) -> float:
@@ -68,6 +69,15 @@ class PlanEstimate:
 
     def run(self, run_id: str) -> RunEstimate | None:
         return next((r for r in self.runs if r.run_id == run_id), None)
+
+    def record(self, run_id: str, seconds: float) -> None:
+        self.actual[run_id] = seconds
+
+    def pace(self) -> float:
+        """Seconds taken per second estimated, over the finished runs (1 before any): it scales
+        the ETA of the runs still to come to how busy the machine turned out to be."""
+        estimated = sum(r.seconds for r in self.runs if r.run_id in self.actual)
+        return sum(self.actual.values()) / estimated if estimated > 0 else 1.0
 
     def seconds_after(self, run_id: str) -> float:
         """The estimated seconds of the runs that come after `run_id`."""

@@ -107,6 +107,7 @@ def feature_dataset(data: FeatureSet, batch_size: int, shuffle_seed: int | None 
     def gather(rows: np.ndarray):
         return (data.features[rows], *(data.targets[k][rows] for k in keys))
 
+    @tf.autograph.experimental.do_not_convert  # plain TensorFlow calls: nothing to convert
     def lookup(rows: tf.Tensor):
         dtypes = [tf.float32, *(tf.as_dtype(data.targets[k].dtype) for k in keys)]
         found = tf.numpy_function(gather, [rows], dtypes, stateful=False)

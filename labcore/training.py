@@ -6,6 +6,10 @@ resumes from its last finished epoch: Keras' BackupAndRestore keeps weights, opt
 epoch; HistoryLog keeps the earlier epochs' history; ResumableEarlyStopping keeps the best
 epoch's weights and the patience count. (ReduceLROnPlateau's patience count starts afresh;
 the learning rate itself is restored with the optimizer.)
+
+A run with a frozen backbone fits its heads model on the backbone's outputs, computed once
+(`labcore.features`), instead of the whole model on images: the same training, with the same
+callbacks and history keys; the whole model is what is evaluated and stored.
 """
 from __future__ import annotations
 
@@ -48,12 +52,10 @@ class HistoryLog(keras.callbacks.Callback):
         self.run_id, self.total, self.plan = run_id, epochs, plan
         self.started = time.perf_counter() if started is None else started
         self.history: dict[str, list[float]] = {}
-        self._fits = 0  # fits begun: the second is fine-tuning
         self._fit_epochs: list[float] = []  # this fit's epoch times: the run's ETA comes from them
 
     def on_train_begin(self, logs=None):
         self._fit_epochs = []
-        self._fits += 1
         if self.history:  # a second fit in this process (fine-tuning) carries on
             return
         done = getattr(self.model, "_initial_epoch", 0) or 0  # set by BackupAndRestore
@@ -106,12 +108,7 @@ class HistoryLog(keras.callbacks.Callback):
             left += later * per_epoch
         text += f", ~{duration(left)} left"
         if self.plan:
-            # The later runs' estimates, scaled by how this fit's epochs compare with the estimate's.
-            expected = None
-            if estimate and len(self._fit_epochs) > 1:  # a first epoch alone is mostly tracing
-                expected = estimate.fine_tune_epoch_seconds if self._fits > 1 else estimate.epoch_seconds
-            ratio = per_epoch / expected if expected else 1.0
-            plan_left = left + ratio * self.plan.seconds_after(self.run_id)
+            plan_left = left + self.plan.pace() * self.plan.seconds_after(self.run_id)
             text += f"; plan {duration(now - self.plan.started)}, ~{duration(plan_left)} left"
         return text
 
@@ -296,6 +293,8 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
     work.rename(final)
     if settings.mixed_precision:
         keras.mixed_precision.set_global_policy("float32")
+    if plan:
+        plan.record(spec.run_id, time.perf_counter() - started)
     return final
 
 

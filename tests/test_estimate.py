@@ -75,3 +75,12 @@ def test_a_long_plan_is_timed_again_with_real_train_steps(tiny_settings, tmp_pat
     assert short.method == "forward passes" and "from forward passes" in short.message()
     long = estimate_plan(["detection-scratch"], tiny_settings.with_overrides(epochs=10**6), COUNTS, tmp_path)
     assert long.method == "a few train steps" and long.seconds > 1800
+
+
+def test_the_plan_eta_follows_the_pace_of_the_finished_runs():
+    runs = [RunEstimate(r, 10, 0, 5, 0, 0, 2, 0) for r in ("detection-scratch", "segmentation-scratch",
+                                                             "multitask-scratch")]  # 20 s each
+    plan = PlanEstimate(runs, "this CPU (2 cores)", 1)
+    assert plan.pace() == 1.0 and plan.seconds_after("detection-scratch") == 40
+    plan.record("detection-scratch", 60.0)  # the machine is three times slower than measured
+    assert plan.pace() == pytest.approx(3.0)
