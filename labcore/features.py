@@ -9,6 +9,11 @@ folder), and the heads model, which shares the whole model's head layers, trains
 It is the same training as on images: the examples come in the same order (the same seeded
 shuffle of the same number of elements, applied to indices instead of images) and the heads
 see the same inputs, so the losses agree to float rounding (`tests/test_features.py`).
+
+Where they would not fit in memory, the features go to a .npy file read at random rows, not
+to a tf.data cache file: a tf.data cache read back in order would need a shuffle buffer
+holding every feature in memory to give the same order. They are kept as float32 (the
+backbone's output under mixed precision is cast), so nothing about the training changes.
 """
 from __future__ import annotations
 

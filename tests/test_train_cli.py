@@ -76,3 +76,14 @@ def test_an_unwritable_runs_dir_is_one_line(tmp_path):
     result = run_train(["--profile", "demo", "--tiny-backbones", "--only", "segmentation-scratch"], blocker, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("train.py:")
+
+
+def test_the_estimate_comes_first_and_the_feature_cache_can_be_switched_off(tmp_path):
+    result = run_train(["--profile", "demo", "--tiny-backbones", "--only", "segmentation-pretrained", "--limit", "40",
+                        "--image-size", "32", "--epochs", "1", "--no-feature-cache"], tmp_path / "runs", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "estimate: about " in out and out.index("estimate: about ") < out.index("== run 1/1")
+    assert "features ready" not in out  # every epoch ran the backbone on images
+    config = json.loads(next((tmp_path / "runs").rglob("config.json")).read_text())
+    assert config["settings"]["feature_cache"] is False and config["feature_cache"] is None
