@@ -4,8 +4,9 @@ For each task, a freshly built model at the real image size (random weights: spe
 depend on them) times a few calls of its parts: the backbone's forward pass, a train and a
 validation step of the heads on its outputs, and, where a run needs it (scratch runs, the
 pretext pretraining, fine-tuning), a train step of the whole model. Tracing a train step takes
-long, so a first pass times forward passes only (a train step priced at 3 of them); a plan
-that comes out longer than half an hour is timed again with real train steps. A run is then priced
+long, so a first pass times forward passes only (a train step priced at 3 of them, its
+tracing at 12 forward traces); a plan that comes out longer than half an hour is timed again
+with real train steps. A run is then priced
 part by part: batches x seconds per batch (a frozen backbone's train step is its forward pass
 plus a heads step; cached runs pay the forward pass once), plus the measured first calls,
 which trace. Epochs are the maximum: EarlyStopping may end a run sooner, so the figure is an
@@ -33,6 +34,9 @@ TIMED_STEPS = 2  # per measure, after the first call (which traces)
 # A train step (forward, backward, update) costs about this many forward passes: the usual
 # rule of thumb, used only for plans short enough that timing real train steps would not pay.
 TRAIN_OVER_FORWARD = 3.0
+# Tracing a train step (gradients, optimizer) takes far longer than tracing a forward pass:
+# here, EfficientNetB3 at 64 px, about 43 CPU-seconds against 3.4 (measured once, this machine).
+TRACE_TRAIN_OVER_FORWARD = 12.0
 TIME_TRAIN_STEPS_ABOVE = 1800.0  # seconds: plans estimated longer are re-timed with real train steps
 LONG_PLAN_SECONDS = 3600.0
 
@@ -174,10 +178,10 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
         heads_forward = tf.function(lambda features: heads(features, training=False), autograph=False)
         first, heads_s = timed(lambda: heads_forward(f))
         times = TaskTimes(build, forward_s, forward_first, TRAIN_OVER_FORWARD * heads_s, heads_s,
-                          (TRAIN_OVER_FORWARD + 1) * first)
+                          (TRACE_TRAIN_OVER_FORWARD + 1) * first)
         if whole:
             times.whole_train = TRAIN_OVER_FORWARD * (forward_s + heads_s)
-            times.whole_first = TRAIN_OVER_FORWARD * (forward_first + first)
+            times.whole_first = TRACE_TRAIN_OVER_FORWARD * (forward_first + first)
         return times
     compile_model(heads, outputs, settings.learning_rate, settings.jit_compile)
     f = f.numpy()

@@ -47,7 +47,8 @@ def test_quick_benchmark_prints_every_figure(tmp_path):
         assert positive(row["images_per_s"]) and positive(row["step_ms"]), row
     assert [r["task"] for r in figures["feature_cache"]] == ["detection", "segmentation", "multitask"]
     for row in figures["feature_cache"]:
-        for key in ("uncached_epoch_s", "cached_epoch_s", "features_s", "speedup"):
+        for key in ("uncached_epoch_s", "cached_epoch_s", "features_s", "speedup", "uncached_epoch_cpu_s",
+                    "cached_epoch_cpu_s", "cpu_speedup"):
             assert positive(row[key]), (row["task"], key)
     for key in ("baseline_mb", "all_models_mb"):
         assert positive(figures["memory"][key]), key
