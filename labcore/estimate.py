@@ -6,10 +6,9 @@ validation step of the heads on its outputs, and, where a run needs it (scratch 
 pretext pretraining, fine-tuning), a train step of the whole model. Tracing a train step takes
 long, so a first pass times forward passes only (a train step priced at 3 of them, its
 tracing at 12 forward traces); a plan that comes out longer than half an hour is timed again
-with real train steps. A run is then priced
-part by part: batches x seconds per batch (a frozen backbone's train step is its forward pass
-plus a heads step; cached runs pay the forward pass once), plus the measured first calls,
-which trace. Epochs are the maximum: EarlyStopping may end a run sooner, so the figure is an
+with real train steps. A run is then priced part by part: batches x seconds per batch (a
+frozen backbone's train step is its forward pass plus a heads step; cached runs pay the
+forward pass once), plus the first calls, which trace. Epochs are the maximum: EarlyStopping may end a run sooner, so the figure is an
 upper bound for a machine as busy as it was when measured.
 """
 from __future__ import annotations

@@ -80,7 +80,7 @@ def test_an_unwritable_runs_dir_is_one_line(tmp_path):
 
 def test_the_estimate_comes_first_and_the_feature_cache_can_be_switched_off(tmp_path):
     result = run_train(["--profile", "demo", "--tiny-backbones", "--only", "segmentation-pretrained", "--limit", "40",
-                        "--image-size", "32", "--epochs", "1", "--no-feature-cache"], tmp_path / "runs", timeout=300)
+                        "--image-size", "32", "--epochs", "1", "--no-feature-cache"], tmp_path / "runs", timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     out = result.stdout
     assert "estimate: about " in out and out.index("estimate: about ") < out.index("== run 1/1")
