@@ -52,6 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, help="seed for the split, shuffling and initialisation")
     p.add_argument("--mixed-precision", action="store_true", default=None, help="mixed float16 (for GPUs)")
     p.add_argument("--jit-compile", action="store_true", default=None, help="compile train steps with XLA")
+    p.add_argument("--no-feature-cache", dest="feature_cache", action="store_false", default=None,
+                   help="recompute the frozen backbone every epoch instead of once per image (the same "
+                        "training, many times slower: for comparing the two)")
     p.add_argument("--force", action="store_true", help="retrain runs that are already finished")
     p.add_argument("--tiny-backbones", action="store_true",
                    help="swap every backbone for a five-layer conv net: for smoke tests and CI only, "
@@ -80,7 +83,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
         dataset=args.dataset, data_dir=data_dir, epochs=args.epochs, image_size=args.image_size,
         limit=args.limit, weights=args.weights, weights_dir=args.weights_dir, mask_classes=args.mask_classes,
         fine_tune_epochs=args.fine_tune_epochs, seed=args.seed, mixed_precision=args.mixed_precision,
-        jit_compile=args.jit_compile, extra={"backbone": "tiny"} if args.tiny_backbones else None)
+        jit_compile=args.jit_compile, feature_cache=args.feature_cache,
+        extra={"backbone": "tiny"} if args.tiny_backbones else None)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,6 +31,8 @@ class Splits:
     val: tf.data.Dataset
     test: tf.data.Dataset
     counts: dict[str, int]
+    # The training examples once, in a fixed order, uncached: what cached features are made from.
+    train_in_order: tf.data.Dataset
 
 
 def split_indices(labels: np.ndarray, val_fraction: float, seed: int, limit: int | None = None):
@@ -116,6 +118,12 @@ def to_model_io(ex: dict, task: str, backbone: str):
     return preprocess_images(ex["image"], backbone), targets
 
 
+def split_counts(source: Source, settings: Settings) -> dict[str, int]:
+    """How many examples `make_splits` puts in train, val and test."""
+    train, val = split_indices(source.labels["trainval"], settings.val_fraction, settings.seed, settings.limit)
+    return {"train": len(train), "val": len(val), "test": len(test_indices(source.labels["test"], settings))}
+
+
 def make_splits(source: Source, settings: Settings, task: str, backbone: str) -> Splits:
     """Train / val / test datasets, batched, for one task and backbone."""
     train_idx, val_idx = split_indices(source.labels["trainval"], settings.val_fraction,
@@ -124,10 +132,12 @@ def make_splits(source: Source, settings: Settings, task: str, backbone: str) ->
     test_idx = test_indices(source.labels["test"], settings)
     n_trainval = len(source.labels["trainval"])
 
-    def build(raw: tf.data.Dataset, indices: np.ndarray, size: int, shuffle: bool) -> tf.data.Dataset:
+    def build(raw: tf.data.Dataset, indices: np.ndarray, size: int, shuffle: bool,
+              cache: bool = True) -> tf.data.Dataset:
         ds = raw if len(indices) == size else _select(raw, indices, size)
         ds = ds.map(lambda ex: resize_example(ex, settings.image_size), num_parallel_calls=tf.data.AUTOTUNE)
-        ds = ds.cache()
+        if cache:
+            ds = ds.cache()
         if shuffle:
             ds = ds.shuffle(len(indices), seed=settings.seed, reshuffle_each_iteration=True)
         ds = ds.batch(settings.batch_size)
@@ -140,6 +150,7 @@ def make_splits(source: Source, settings: Settings, task: str, backbone: str) ->
         val=build(trainval, val_idx, n_trainval, shuffle=False),
         test=build(source.dataset("test"), test_idx, n_test, shuffle=False),
         counts={"train": len(train_idx), "val": len(val_idx), "test": len(test_idx)},
+        train_in_order=build(trainval, train_idx, n_trainval, shuffle=False, cache=False),
     )
 
 

@@ -11,6 +11,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
+from labcore.data import split_counts
+from labcore.estimate import estimate_plan
 from labcore.experiments import differences, load_experiment, not_comparable, record_settings
 from labcore.runs import list_runs
 from labcore.settings import RUN_IDS, RUNS, Settings
@@ -80,10 +82,12 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     source = load_source(settings)
     progress(f"experiment '{name}' in {experiment}")
     progress(f"data: {source.description}")
+    plan = estimate_plan(todo, settings, split_counts(source, settings), experiment)
+    progress(plan.message())
     for n, run_id in enumerate(todo, 1):
         progress(f"== run {n}/{len(todo)}: {run_id} ==")
         start = time.perf_counter()
-        path = train_run(RUNS[run_id], settings, source, experiment, progress)
+        path = train_run(RUNS[run_id], settings, source, experiment, progress, plan=plan)
         progress(f"[{run_id}] done in {(time.perf_counter() - start) / 60:.1f} min -> {path}")
     return todo
 

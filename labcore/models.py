@@ -85,6 +85,13 @@ def dense_block(x, units: int, relu: bool = True):
 
 def build_model(task: str, settings: Settings, backbone: keras.Model) -> keras.Model:
     """The task's heads on `backbone`; outputs a dict keyed by `TASK_OUTPUTS[task]`."""
+    return build_models(task, settings, backbone)[0]
+
+
+def build_models(task: str, settings: Settings, backbone: keras.Model) -> tuple[keras.Model, keras.Model]:
+    """(the whole model, its heads alone). The heads model takes the backbone's output as its
+    input and shares the whole model's head layers, weights included: training it on cached
+    backbone features trains the whole model's heads (see `labcore.features`)."""
     inputs = keras.Input((settings.image_size, settings.image_size, 3), name="image")
     features = backbone(inputs)
     outputs = {}
@@ -109,7 +116,27 @@ def build_model(task: str, settings: Settings, backbone: keras.Model) -> keras.M
         x = layers.UpSampling2D(2)(x)
         outputs["mask"] = layers.Conv2D(settings.mask_classes, 1, activation="softmax",
                                         dtype="float32", name="mask")(x)
-    return keras.Model(inputs, outputs, name=task)
+    # A functional model may start at an inner tensor: Keras gives it a fresh input there.
+    return keras.Model(inputs, outputs, name=task), keras.Model(features, outputs, name=f"{task}_heads")
+
+
+def set_frozen(backbone: keras.Model, frozen: bool) -> None:
+    """Freeze a backbone into a feature extractor, or unfreeze it (fine-tuning).
+
+    Frozen, its weights do not train, BatchNorm uses its moving statistics and Dropout is off
+    (EfficientNet's stochastic depth): its outputs are the same every epoch, so they can be
+    computed once (`labcore.features`). Keras still runs a frozen layer's Dropout in a train
+    step (the train step's `training=True` wins over one given when the model was built),
+    hence the rates set to 0 here, and given back on unfreezing.
+    """
+    backbone.trainable = not frozen
+    for layer in backbone._flatten_layers(include_self=False, recursive=True):
+        if isinstance(layer, layers.Dropout):
+            if frozen:
+                layer.trained_rate = getattr(layer, "trained_rate", layer.rate)
+                layer.rate = 0.0
+            else:
+                layer.rate = getattr(layer, "trained_rate", layer.rate)
 
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> None:

@@ -26,11 +26,16 @@ PRETEXT_CLASSES = HUES * 4
 PRETEXT_SEED_OFFSET = 1000
 
 
+def pretext_path(backbone: str, settings: Settings, cache_dir: Path) -> Path:
+    """Where `pretext_weights` keeps the weights for these settings."""
+    return Path(cache_dir) / (f"{backbone}-{settings.image_size}px-{settings.pretext_examples}x"
+                              f"{settings.pretext_epochs}-seed{settings.seed}.weights.h5")
+
+
 def pretext_weights(backbone: str, settings: Settings, cache_dir: Path,
                     progress: Callable[[str], None] = print) -> Path:
     """A weights file for `backbone` pretrained on the pretext task; made once, then reused."""
-    path = Path(cache_dir) / (f"{backbone}-{settings.image_size}px-{settings.pretext_examples}x"
-                              f"{settings.pretext_epochs}-seed{settings.seed}.weights.h5")
+    path = pretext_path(backbone, settings, cache_dir)
     if path.exists():
         return path
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,10 @@ resumes from its last finished epoch: Keras' BackupAndRestore keeps weights, opt
 epoch; HistoryLog keeps the earlier epochs' history; ResumableEarlyStopping keeps the best
 epoch's weights and the patience count. (ReduceLROnPlateau's patience count starts afresh;
 the learning rate itself is restored with the optimizer.)
+
+A run with a frozen backbone fits its heads model on the backbone's outputs, computed once
+(`labcore.features`), instead of the whole model on images: the same training, with the same
+callbacks and history keys; the whole model is what is evaluated and stored.
 """
 from __future__ import annotations
 
@@ -24,8 +28,11 @@ import tensorflow as tf
 
 from labcore import metrics as lab_metrics
 from labcore.breeds import write_confusion
-from labcore.data import Splits, make_splits
-from labcore.models import backbone_layer, backbone_name, build_backbone, build_model, set_bn_momentum
+from labcore.data import make_splits
+from labcore.estimate import PlanEstimate, duration
+from labcore.features import FEATURES_DIR, cached_splits, uses_feature_cache
+from labcore.models import (backbone_layer, backbone_name, build_backbone, build_models, set_bn_momentum,
+                            set_frozen)
 from labcore.pretext import pretext_weights
 from labcore.runs import write_json
 from labcore.settings import RunSpec, Settings
@@ -39,13 +46,17 @@ class HistoryLog(keras.callbacks.Callback):
     """Per-epoch history (every loss and metric, lr, epoch_seconds) kept in a json file, so
     a resumed run keeps the epochs it had already finished."""
 
-    def __init__(self, path: Path, outputs: tuple[str, ...], progress: Progress, run_id: str, epochs: int):
+    def __init__(self, path: Path, outputs: tuple[str, ...], progress: Progress, run_id: str, epochs: int,
+                 plan: PlanEstimate | None = None, started: float | None = None):
         super().__init__()
         self.path, self.outputs, self.progress = path, outputs, progress
-        self.run_id, self.total = run_id, epochs
+        self.run_id, self.total, self.plan = run_id, epochs, plan
+        self.started = time.perf_counter() if started is None else started
         self.history: dict[str, list[float]] = {}
+        self._fit_epochs: list[float] = []  # this fit's epoch times: the run's ETA comes from them
 
     def on_train_begin(self, logs=None):
+        self._fit_epochs = []
         if self.history:  # a second fit in this process (fine-tuning) carries on
             return
         done = getattr(self.model, "_initial_epoch", 0) or 0  # set by BackupAndRestore
@@ -65,7 +76,7 @@ class HistoryLog(keras.callbacks.Callback):
             self._last_note = now
             steps = self.params.get("steps") or "?"
             self.progress(f"[{self.run_id}] epoch {self._epoch + 1}/{self.total}: batch {batch + 1}/{steps}, "
-                          f"loss {float((logs or {}).get('loss', float('nan'))):.4f}")
+                          f"loss {float((logs or {}).get('loss', float('nan'))):.4f}  {self.clock(now)}")
 
     def on_epoch_end(self, epoch, logs=None):
         row = self.normalise(logs or {})
@@ -74,9 +85,33 @@ class HistoryLog(keras.callbacks.Callback):
         for key, value in row.items():
             self.history.setdefault(key, []).append(float(value))
         write_json(self.path, self.history)
+        self._fit_epochs.append(row["epoch_seconds"])
         shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_loss") if k in row)
         self.progress(f"[{self.run_id}] epoch {epoch + 1}/{self.total}  {shown}  "
-                      f"({row['epoch_seconds']:.1f}s)")
+                      f"({row['epoch_seconds']:.1f}s)  {self.clock(time.perf_counter(), epoch + 1)}")
+
+    def clock(self, now: float, epochs_done: int | None = None) -> str:
+        """Elapsed time and ETA of the run and, with a plan, of the plan. The ETA counts the
+        epochs left at the pace of this fit's epochs after the first (which traces), so it
+        is an upper bound: early stopping may end sooner."""
+        text = f"run {duration(now - self.started)}"
+        if epochs_done is None:
+            return text + (f", plan {duration(now - self.plan.started)}" if self.plan else "")
+        pace = self._fit_epochs[1:] or self._fit_epochs
+        per_epoch = sum(pace) / len(pace)
+        estimate = self.plan.run(self.run_id) if self.plan else None
+        fit_epochs = self.params.get("epochs", self.total)
+        later = self.total - fit_epochs  # fine-tuning epochs after this fit
+        left = (fit_epochs - epochs_done) * per_epoch
+        if estimate:
+            left += later * estimate.fine_tune_epoch_seconds + estimate.evaluate_seconds
+        else:
+            left += later * per_epoch
+        text += f", ~{duration(left)} left"
+        if self.plan:
+            plan_left = left + self.plan.pace() * self.plan.seconds_after(self.run_id)
+            text += f"; plan {duration(now - self.plan.started)}, ~{duration(plan_left)} left"
+        return text
 
     def normalise(self, logs: dict) -> dict[str, float]:
         """Keras names a one-output model's metrics without the output's name; add it, so
@@ -151,24 +186,31 @@ def weights_origin(spec: RunSpec, settings: Settings) -> str:
     return "none" if spec.init == "scratch" else settings.weights
 
 
-def make_model(spec: RunSpec, settings: Settings, runs_dir: Path, progress: Progress) -> keras.Model:
+def make_model(spec: RunSpec, settings: Settings, runs_dir: Path,
+               progress: Progress) -> tuple[keras.Model, keras.Model]:
+    """(the whole model, its heads alone, sharing the head layers)."""
     name = backbone_name(spec.task, settings)
     origin = weights_origin(spec, settings)
     if origin == "synthetic-pretext":
         weights = str(pretext_weights(name, settings, runs_dir / ".pretext", progress))
+        # Pretraining draws random numbers only when its weights are not made yet: seed again,
+        # so the heads start the same either way.
+        keras.utils.set_random_seed(settings.seed)
     else:
         weights = None if origin == "none" else "imagenet"
     backbone = build_backbone(name, settings.image_size, weights, settings.weights_dir)
     # The report uses the pretrained backbone as a feature extractor: frozen, BN in inference mode.
-    backbone.trainable = not (spec.init == "pretrained" and settings.freeze_backbone)
-    model = build_model(spec.task, settings, backbone)
+    set_frozen(backbone, spec.init == "pretrained" and settings.freeze_backbone)
+    model, heads = build_models(spec.task, settings, backbone)
     set_bn_momentum(model, settings.bn_momentum)
-    return model
+    return model, heads
 
 
 def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
-              progress: Progress = print, extra_callbacks: list | None = None) -> Path:
-    """Fit, evaluate and store one run; returns its directory."""
+              progress: Progress = print, extra_callbacks: list | None = None,
+              plan: PlanEstimate | None = None) -> Path:
+    """Fit, evaluate and store one run; returns its directory. With `plan` (the estimate of
+    the runs trained together), progress lines carry the plan's elapsed time and ETA."""
     runs_dir = Path(runs_dir)
     final = runs_dir / spec.run_id
     work = runs_dir / ".partial" / spec.run_id
@@ -185,15 +227,30 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
     progress(f"[{spec.run_id}] {name}, {weights_origin(spec, settings)} weights, "
              f"{settings.image_size}px; train {splits.counts['train']}, val {splits.counts['val']}, "
              f"test {splits.counts['test']} images")
-    with strategy.scope() if strategy else nullcontext():
-        model = make_model(spec, settings, runs_dir, progress)
+    scope = strategy.scope if strategy else nullcontext
+    with scope():
+        model, heads = make_model(spec, settings, runs_dir, progress)
         compile_model(model, spec.outputs, settings.learning_rate, settings.jit_compile)
 
+    # The model fit on: the whole model on images, or (frozen backbone) its heads on features.
+    fitted, train_data, val_data, backup = model, splits.train, splits.val, "backup"
+    cache = None
+    if uses_feature_cache(spec, settings):
+        progress(f"[{spec.run_id}] frozen backbone: computing its features once "
+                 f"({splits.counts['train'] + splits.counts['val']} train and val images)")
+        cache = cached_splits(backbone_layer(model), splits, settings, work)
+        progress(f"[{spec.run_id}] features ready in {cache.seconds:.1f}s ({cache.storage}); "
+                 f"the heads train on them")
+        with scope():
+            compile_model(heads, spec.outputs, settings.learning_rate, settings.jit_compile)
+        # Its own backup: a run resumed with the cache switched the other way starts afresh.
+        fitted, train_data, val_data, backup = heads, cache.train, cache.val, "backup-heads"
+
     history_log = HistoryLog(work / "history.json", spec.outputs, progress, spec.run_id,
-                             settings.epochs + settings.fine_tune_epochs)
+                             settings.epochs + settings.fine_tune_epochs, plan=plan, started=started)
     early = ResumableEarlyStopping(work, monitor="val_loss", patience=settings.early_stopping_patience)
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(work / "backup")),
+        keras.callbacks.BackupAndRestore(str(work / backup)),
         history_log,
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=settings.lr_factor,
                                           patience=settings.lr_patience, min_lr=settings.min_lr),
@@ -201,14 +258,23 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
         keras.callbacks.TensorBoard(str(work / "logs")),
         *(extra_callbacks or []),
     ]
-    model.fit(splits.train, validation_data=splits.val, epochs=settings.epochs, callbacks=callbacks, verbose=0)
+    fitted.fit(train_data, validation_data=val_data, epochs=settings.epochs, callbacks=callbacks, verbose=0)
+    cache_info = None
+    if cache:
+        cache_info = {"images": cache.images, "seconds": round(cache.seconds, 1),
+                      "storage": "memory" if cache.storage == "memory" else "file"}
+    cache = train_data = val_data = None  # the features are not needed any more
 
     if settings.fine_tune_epochs and spec.init == "pretrained" and settings.freeze_backbone:
         progress(f"[{spec.run_id}] fine-tuning the whole network for {settings.fine_tune_epochs} epochs")
-        backbone_layer(model).trainable = True
+        set_frozen(backbone_layer(model), False)
         model._initial_epoch = None  # left by BackupAndRestore; it would override initial_epoch
         compile_model(model, spec.outputs, settings.learning_rate / 100, settings.jit_compile)
         early.carry_over = True  # the stored model is the best epoch of both phases
+        if fitted is not model and early.best_weights is not None:
+            # Phase one fit the heads on cached features and ended on their best epoch; the whole
+            # model shares those layers, so it now holds that epoch: keep it in its own shape.
+            early.best_weights = model.get_weights()
         model.fit(splits.train, validation_data=splits.val, epochs=settings.epochs + settings.fine_tune_epochs,
                   initial_epoch=len(history_log.history.get("loss", [])), verbose=0,
                   callbacks=[history_log, early, *(extra_callbacks or [])])
@@ -228,6 +294,7 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
         "settings": settings.to_dict(),
         "dataset": {"source": source.name, "description": source.description, **splits.counts},
         "seed": settings.seed,
+        "feature_cache": cache_info,
         "parameters": int(model.count_params()),
         "trainable_parameters": int(sum(np.prod(w.shape) for w in model.trainable_weights)),
         "epochs_run": len(val_loss),
@@ -242,7 +309,8 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
         write_confusion(work, confusions)
     write_json(work / "config.json", config)
     model.save(work / "model.keras")
-    shutil.rmtree(work / "backup", ignore_errors=True)
+    for folder in ("backup", "backup-heads", FEATURES_DIR):
+        shutil.rmtree(work / folder, ignore_errors=True)
     for leftover in ("early_stopping.json", "best.weights.h5"):
         (work / leftover).unlink(missing_ok=True)
     if final.exists():
@@ -250,6 +318,8 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
     work.rename(final)
     if settings.mixed_precision:
         keras.mixed_precision.set_global_policy("float32")
+    if plan:
+        plan.record(spec.run_id, time.perf_counter() - started)
     return final
 
 

@@ -11,7 +11,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 SECTIONS = ("1. One upload, per model", "2. All 6 models on one upload", "3. Training input pipeline",
-            "4. Training throughput", "5. Peak memory", "Targets")
+            "4. Training throughput", "5. Peak memory", "6. Pretrained run, one epoch after the first",
+            "7. The demo profile", "Targets")
 INFERENCE_FIGURES = ("e2e_ms", "predict_ms", "compiled_ms", "e2e_over_compiled", "predict_over_e2e",
                      "predict_over_compiled")
 
@@ -44,12 +45,27 @@ def test_quick_benchmark_prints_every_figure(tmp_path):
     assert [t["task"] for t in figures["training"]] == ["detection", "segmentation", "multitask"]
     for row in figures["training"]:
         assert positive(row["images_per_s"]) and positive(row["step_ms"]), row
+    assert [r["task"] for r in figures["feature_cache"]] == ["detection", "segmentation", "multitask"]
+    for row in figures["feature_cache"]:
+        for key in ("uncached_epoch_s", "cached_epoch_s", "features_s", "speedup", "uncached_epoch_cpu_s",
+                    "cached_epoch_cpu_s", "cpu_speedup"):
+            assert positive(row[key]), (row["task"], key)
     for key in ("baseline_mb", "all_models_mb"):
         assert positive(figures["memory"][key]), key
-    assert len(figures["targets"]) == 3
+    assert len(figures["targets"]) == 4
     for target in figures["targets"]:
         assert positive(target["value"]) and isinstance(target["met"], bool), target
         assert ("OK" if target["met"] else "MISSED") in table
+
+
+def test_the_demo_profile_measure_times_a_whole_demo(tmp_path):
+    from labcore.bench import measure_demo, parse_args
+
+    options, _ = parse_args(["--quick", "--demo", "--runs-dir", str(tmp_path / "none")])
+    demo = measure_demo(options, tmp_path / "runs")
+    assert positive(demo["wall_s"]) and positive(demo["cpu_s"])
+    assert len(demo["val_metrics"]) == 6 and all("label_accuracy" in m or "mask_pixel_accuracy" in m
+                                                 for m in demo["val_metrics"].values())
 
 
 def test_benchmark_measures_the_runs_on_disk(tmp_path):

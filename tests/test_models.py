@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from labcore.models import (IMAGENET_FILES, WeightsUnavailable, backbone_layer, build_backbone,
-                            build_model)
+                            build_model, build_models, set_frozen)
 from labcore.settings import TASK_BACKBONES, TASK_OUTPUTS, Settings
 
 SIZE = 64
@@ -74,3 +74,41 @@ def test_backbone_layer_finds_the_backbone():
     backbone = build_backbone("tiny", 32)
     model = build_model("detection", Settings(image_size=32), backbone)
     assert backbone_layer(model) is backbone
+
+
+def noisy_backbone(size: int) -> keras.Model:
+    """A backbone with what makes training mode differ: BatchNorm and (stochastic-depth-like) Dropout."""
+    inputs = keras.Input((size, size, 3))
+    x = keras.layers.Conv2D(8, 3, strides=32, padding="same")(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.Dropout(0.5)(x)
+    return keras.Model(inputs, x, name="noisy")
+
+
+def test_a_frozen_backbone_runs_in_inference_mode_even_in_a_train_step():
+    # The segmentation head has neither BatchNorm nor Dropout: what differs between training and
+    # inference mode is the backbone's doing.
+    settings = Settings(image_size=32, decoder_filters=(8, 8, 8, 8))
+    x = np.random.default_rng(0).uniform(0, 255, (4, 32, 32, 3)).astype(np.float32)
+    backbone = noisy_backbone(32)
+    set_frozen(backbone, True)
+    model = build_model("segmentation", settings, backbone)
+    np.testing.assert_allclose(model(x, training=True)["mask"], model(x, training=False)["mask"], rtol=1e-6)
+
+    set_frozen(backbone, False)  # unfrozen (fine-tuning): Dropout and BatchNorm train again
+    assert backbone.trainable
+    assert not np.allclose(model(x, training=True)["mask"], model(x, training=False)["mask"])
+
+
+def test_the_heads_model_shares_the_whole_models_head_weights():
+    backbone = build_backbone("tiny", 32)
+    model, heads = build_models("multitask", Settings(image_size=32, dense_units=(8,), branch_units=4,
+                                                      decoder_filters=(8, 8, 8, 8)), backbone)
+    x = np.random.default_rng(0).uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    assert heads.input_shape == backbone.output_shape
+    assert {w.path for w in heads.weights} == {w.path for w in model.weights} - {w.path for w in backbone.weights}
+    for layer in heads.layers:  # train the heads (here: change their weights) and the whole model follows
+        layer.set_weights([w * 1.5 for w in layer.get_weights()])
+    whole, alone = model(x), heads(backbone(x))
+    for key in ("label", "bbox", "mask"):
+        np.testing.assert_allclose(whole[key], alone[key], rtol=1e-5, atol=1e-6)

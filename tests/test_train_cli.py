@@ -124,3 +124,14 @@ def test_tfds_dataset_trains_from_the_command_line(tfds_pets, tmp_path):
     assert config["dataset"]["test"] == tfds_pets.folder.test
     metrics = json.loads((config_path.parent / "metrics.json").read_text())
     assert 0 <= metrics["test"]["mask_pixel_accuracy"] <= 1
+
+
+def test_the_estimate_comes_first_and_the_feature_cache_can_be_switched_off(tmp_path):
+    result = run_train(["--profile", "demo", "--tiny-backbones", "--only", "segmentation-pretrained", "--limit", "40",
+                        "--image-size", "32", "--epochs", "1", "--no-feature-cache"], tmp_path / "runs", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    out = result.stdout
+    assert "estimate: about " in out and out.index("estimate: about ") < out.index("== run 1/1")
+    assert "features ready" not in out  # every epoch ran the backbone on images
+    config = json.loads(next((tmp_path / "runs").rglob("config.json")).read_text())
+    assert config["settings"]["feature_cache"] is False and config["feature_cache"] is None

@@ -152,12 +152,14 @@ class WreckFrom(keras.callbacks.Callback):
         self.weights.append({v.path: v.numpy() for v in self.model.weights})
 
 
-def test_fine_tuning_keeps_the_best_epoch_of_both_phases_and_reports_it(tiny_settings, tmp_path):
+@pytest.mark.parametrize("feature_cache", [False, True])
+def test_fine_tuning_keeps_the_best_epoch_of_both_phases_and_reports_it(tiny_settings, tmp_path, feature_cache):
     """When every fine-tuning epoch is worse than the best frozen one, the stored model is that
     frozen epoch's, config.json's best_epoch names it, and metrics.json agrees with the history
-    at that epoch."""
+    at that epoch. With the feature cache, the frozen phase fits the heads alone (the recorded
+    epochs then hold the heads' variables, shared with the whole model)."""
     settings = tiny_settings.with_overrides(epochs=2, fine_tune_epochs=2, limit=64, pretext_examples=64,
-                                            pretext_epochs=1, early_stopping_patience=50)
+                                            pretext_epochs=1, early_stopping_patience=50, feature_cache=feature_cache)
     wreck = WreckFrom(settings.epochs)
     path = train_run(RUNS["detection-pretrained"], settings, synthetic_source(64, seed=0), tmp_path, lambda m: None,
                      extra_callbacks=[wreck])
@@ -167,7 +169,38 @@ def test_fine_tuning_keeps_the_best_epoch_of_both_phases_and_reports_it(tiny_set
     best = config["best_epoch"]
     assert best == int(np.nanargmin(history["val_loss"])) + 1 <= settings.epochs
     stored = keras.saving.load_model(path / "model.keras", compile=False)
-    for variable in stored.weights:
-        np.testing.assert_array_equal(variable.numpy(), wreck.weights[best - 1][variable.path], err_msg=variable.path)
+    recorded = wreck.weights[best - 1]
+    compared = [v for v in stored.weights if v.path in recorded]
+    assert len(compared) == (len(stored.weights) if not feature_cache else len(recorded))
+    for variable in compared:
+        np.testing.assert_array_equal(variable.numpy(), recorded[variable.path], err_msg=variable.path)
     metrics = json.loads((path / "metrics.json").read_text())
     assert metrics["val"]["label_accuracy"] == pytest.approx(history["val_label_accuracy"][best - 1], abs=1e-6)
+
+
+def test_a_killed_run_on_cached_features_resumes(tiny_settings, tmp_path):
+    tiny_settings = tiny_settings.with_overrides(pretext_examples=64, pretext_epochs=1)
+    spec, settings, source = start_and_kill("detection-pretrained", tiny_settings, tmp_path)
+    first = json.loads((tmp_path / ".partial" / spec.run_id / "history.json").read_text())
+    assert (tmp_path / ".partial" / spec.run_id / "backup-heads").is_dir()  # the heads model's backup
+
+    messages = []
+    path = train_run(spec, settings, source, tmp_path, messages.append)
+    history = json.loads((path / "history.json").read_text())
+    assert any("features ready" in m for m in messages) and any("resuming after epoch 2" in m for m in messages)
+    assert sum("epoch " in m and "/4 " in m for m in messages) == 2  # only epochs 3 and 4 ran
+    assert history["loss"][:2] == first["loss"] and len(history["val_loss"]) == 4
+    assert not (tmp_path / ".partial" / spec.run_id).exists()
+
+
+def test_progress_lines_carry_elapsed_time_and_eta(tiny_settings, tmp_path):
+    from labcore.estimate import estimate_plan
+
+    settings = tiny_settings.with_overrides(epochs=3, limit=64)
+    plan = estimate_plan(["segmentation-scratch"], settings, {"train": 51, "val": 13, "test": 37}, tmp_path)
+    messages = []
+    train_run(RUNS["segmentation-scratch"], settings, synthetic_source(64, seed=0), tmp_path, messages.append, plan=plan)
+    epochs = [m for m in messages if "epoch " in m and "/3 " in m]
+    assert len(epochs) == 3
+    assert all(" left; plan " in m and m.endswith(" left") for m in epochs)
+    assert "run " in epochs[0] and "~" in epochs[-1]

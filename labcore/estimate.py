@@ -1,0 +1,260 @@
+"""How long a plan of runs will take on this machine, measured before it starts.
+
+For each task, a freshly built model at the real image size (random weights: speed does not
+depend on them) times a few calls of its parts: the backbone's forward pass, a train and a
+validation step of the heads on its outputs, and, where a run needs it (scratch runs, the
+pretext pretraining, fine-tuning), a train step of the whole model. Tracing a train step takes
+long, so a first pass times forward passes only (a train step priced at 3 of them, its
+tracing at 12 forward traces); a plan that comes out longer than half an hour is timed again
+with real train steps. A run is then priced part by part: batches x seconds per batch (a
+frozen backbone's train step is its forward pass plus a heads step; cached runs pay the
+forward pass once), plus the first calls, which trace. Epochs are the maximum: EarlyStopping may end a run sooner, so the figure is an
+upper bound for a machine as busy as it was when measured.
+"""
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from labcore.features import uses_feature_cache
+from labcore.models import backbone_name, build_backbone, build_models
+from labcore.settings import RUNS, TASK_OUTPUTS, Settings
+
+TIMED_STEPS = 2  # per measure, after the first call (which traces)
+# A train step (forward, backward, update) costs about this many forward passes: the usual
+# rule of thumb, used only for plans short enough that timing real train steps would not pay.
+TRAIN_OVER_FORWARD = 3.0
+# Tracing a train step (gradients, optimizer) takes far longer than tracing a forward pass:
+# here, EfficientNetB3 at 64 px, about 43 CPU-seconds against 3.4 (measured once, this machine).
+TRACE_TRAIN_OVER_FORWARD = 12.0
+TIME_TRAIN_STEPS_ABOVE = 1800.0  # seconds: plans estimated longer are re-timed with real train steps
+LONG_PLAN_SECONDS = 3600.0
+
+
+@dataclass
+class RunEstimate:
+    run_id: str
+    setup_seconds: float  # pretext pretraining where needed, building, the first (tracing) calls
+    features_seconds: float  # the frozen backbone's one pass over train and val (cached runs)
+    epoch_seconds: float  # train steps and validation of one epoch
+    fine_tune_epoch_seconds: float
+    evaluate_seconds: float  # val and test through the whole model, at the end
+    epochs: int
+    fine_tune_epochs: int
+
+    @property
+    def seconds(self) -> float:
+        return (self.setup_seconds + self.features_seconds + self.epochs * self.epoch_seconds
+                + self.fine_tune_epochs * self.fine_tune_epoch_seconds + self.evaluate_seconds)
+
+
+@dataclass
+class PlanEstimate:
+    runs: list[RunEstimate]
+    device: str
+    measured_seconds: float  # what the estimate itself took
+    method: str = "a few train steps"
+    started: float = field(default_factory=time.perf_counter)
+    actual: dict[str, float] = field(default_factory=dict)  # run id -> seconds it took, once finished
+
+    @property
+    def seconds(self) -> float:
+        return sum(r.seconds for r in self.runs)
+
+    def run(self, run_id: str) -> RunEstimate | None:
+        return next((r for r in self.runs if r.run_id == run_id), None)
+
+    def record(self, run_id: str, seconds: float) -> None:
+        self.actual[run_id] = seconds
+
+    def pace(self) -> float:
+        """Seconds taken per second estimated, over the finished runs (1 before any): it scales
+        the ETA of the runs still to come to how busy the machine turned out to be."""
+        estimated = sum(r.seconds for r in self.runs if r.run_id in self.actual)
+        return sum(self.actual.values()) / estimated if estimated > 0 else 1.0
+
+    def seconds_after(self, run_id: str) -> float:
+        """The estimated seconds of the runs that come after `run_id`."""
+        ids = [r.run_id for r in self.runs]
+        return sum(r.seconds for r in self.runs[ids.index(run_id) + 1:]) if run_id in ids else 0.0
+
+    def message(self) -> str:
+        parts = ", ".join(f"{r.run_id} {duration(r.seconds)}" for r in self.runs)
+        text = (f"estimate: about {duration(self.seconds)} on {self.device} for {len(self.runs)} run(s) "
+                f"at most ({parts}; measured in {self.measured_seconds:.0f}s from {self.method} of each model; "
+                f"early stopping may end runs sooner, a busier machine is slower)")
+        if self.seconds > LONG_PLAN_SECONDS and not self.device.startswith("GPU"):
+            text += (". A GPU takes a fraction of that; --profile quick (128 px, 1000 images, 5 epochs) "
+                     "or --profile demo (synthetic, minutes) are the short ways")
+        return text
+
+
+def duration(seconds: float) -> str:
+    """12s, 4 min 05s, 9 h 12 min."""
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min {int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def device_name() -> str:
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"GPU ({len(gpus)})" if gpus else f"this CPU ({os.cpu_count()} cores)"
+
+
+def fake_batch(task: str, settings: Settings, images: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A batch shaped like `labcore.data.to_model_io`'s (box with its has-box column)."""
+    rng = np.random.default_rng(0)
+    n, size = settings.batch_size, settings.image_size
+    targets: dict[str, np.ndarray] = {}
+    outputs = TASK_OUTPUTS[task]
+    if "label" in outputs:
+        targets["label"] = rng.integers(0, 37, n).astype(np.int32)
+    if "bbox" in outputs:
+        targets["bbox"] = np.concatenate([rng.uniform(0, 1, (n, 4)), np.ones((n, 1))], 1).astype(np.float32)
+    if "mask" in outputs:
+        targets["mask"] = rng.integers(0, 2, (n, size, size, 1)).astype(np.int32)
+    return rng.uniform(0, 255, (n, size, size, 3)).astype(np.float32), targets
+
+
+def timed(fn: Callable[[], Any]) -> tuple[float, float]:
+    """(seconds of the first call, median seconds of the next TIMED_STEPS calls)."""
+    start = time.perf_counter()
+    fn()
+    first = time.perf_counter() - start
+    steps = []
+    for _ in range(TIMED_STEPS):
+        start = time.perf_counter()
+        fn()
+        steps.append(time.perf_counter() - start)
+    return first, statistics.median(steps)
+
+
+@dataclass
+class TaskTimes:
+    """Seconds per batch of one task's model parts, and of their first (tracing) calls."""
+
+    build: float
+    forward: float  # the backbone, inference mode
+    forward_first: float
+    heads_train: float  # a train step of the heads on backbone outputs
+    heads_test: float  # a validation step of the heads
+    heads_first: float
+    whole_train: float | None = None  # a train step of the whole model, backbone trainable
+    whole_first: float | None = None
+
+
+def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) -> TaskTimes:
+    """Time a freshly built model of `task` at the real image size. `whole`: also price a train
+    step of the whole model (scratch runs, pretext pretraining, fine-tuning need it); a step
+    with a frozen backbone is its forward pass plus a heads step, so it needs no price of its
+    own. `train_steps`: time real train and validation steps; else only forward passes,
+    pricing a train step at TRAIN_OVER_FORWARD forward passes (tracing a train step costs
+    more than a short plan is worth)."""
+    from labcore.training import compile_model  # training imports this module
+
+    outputs = TASK_OUTPUTS[task]
+    start = time.perf_counter()
+    backbone = build_backbone(backbone_name(task, settings), settings.image_size, weights=None)
+    model, heads = build_models(task, settings, backbone)
+    build = time.perf_counter() - start
+    x, y = fake_batch(task, settings)
+    forward = tf.function(lambda images: backbone(images, training=False), autograph=False)
+    forward_first, forward_s = timed(lambda: forward(x))
+    f = forward(x)
+    if not train_steps:
+        heads_forward = tf.function(lambda features: heads(features, training=False), autograph=False)
+        first, heads_s = timed(lambda: heads_forward(f))
+        times = TaskTimes(build, forward_s, forward_first, TRAIN_OVER_FORWARD * heads_s, heads_s,
+                          (TRACE_TRAIN_OVER_FORWARD + 1) * first)
+        if whole:
+            times.whole_train = TRAIN_OVER_FORWARD * (forward_s + heads_s)
+            times.whole_first = TRACE_TRAIN_OVER_FORWARD * (forward_first + first)
+        return times
+    compile_model(heads, outputs, settings.learning_rate, settings.jit_compile)
+    f = f.numpy()
+    train_first, heads_train = timed(lambda: heads.train_on_batch(f, y))
+    test_first, heads_test = timed(lambda: heads.test_on_batch(f, y))
+    times = TaskTimes(build, forward_s, forward_first, heads_train, heads_test, train_first + test_first)
+    if whole:
+        compile_model(model, outputs, settings.learning_rate, settings.jit_compile)
+        times.whole_first, times.whole_train = timed(lambda: model.train_on_batch(x, y))
+    return times
+
+
+def estimate_run(run_id: str, settings: Settings, counts: dict[str, int], times: TaskTimes,
+                 pretext_needed: bool) -> RunEstimate:
+    """A run's parts: batches x seconds per batch, plus the first calls that trace."""
+    spec = RUNS[run_id]
+    frozen = spec.init == "pretrained" and settings.freeze_backbone
+    batches = {k: math.ceil(v / settings.batch_size) for k, v in counts.items()}
+    validate = times.forward + times.heads_test  # a validation step of the whole model
+    evaluate = (batches["val"] + batches["test"]) * validate
+    setup = times.build + times.forward_first  # building, and tracing the evaluation's forward pass
+    features = 0.0
+    if frozen and uses_feature_cache(spec, settings):
+        features = (batches["train"] + batches["val"]) * times.forward
+        epoch = batches["train"] * times.heads_train + batches["val"] * times.heads_test
+        setup += times.forward_first + times.heads_first
+    elif frozen:
+        epoch = batches["train"] * (times.forward + times.heads_train) + batches["val"] * validate
+        setup += 2 * times.forward_first + times.heads_first
+    else:
+        epoch = batches["train"] * times.whole_train + batches["val"] * validate
+        setup += times.whole_first + times.forward_first
+    fine_tune_epoch = 0.0
+    if frozen and settings.fine_tune_epochs:
+        fine_tune_epoch = batches["train"] * times.whole_train + batches["val"] * validate
+        setup += times.whole_first
+    if pretext_needed:
+        # The pretext model (backbone, pooling, one Dense) steps about as fast as the whole model.
+        steps = settings.pretext_epochs * math.ceil(settings.pretext_examples / settings.batch_size)
+        setup += times.whole_first + steps * times.whole_train
+    return RunEstimate(run_id, setup, features, epoch, fine_tune_epoch, evaluate,
+                       settings.epochs, settings.fine_tune_epochs if frozen else 0)
+
+
+def pretext_ready(backbone: str, settings: Settings, runs_dir: Path | None) -> bool:
+    from labcore.pretext import pretext_path
+
+    return runs_dir is not None and pretext_path(backbone, settings, Path(runs_dir) / ".pretext").exists()
+
+
+def estimate_plan(run_ids: list[str], settings: Settings, counts: dict[str, int],
+                  runs_dir: Path | None = None) -> PlanEstimate:
+    """Estimate the runs `run_ids` (in order) on `counts` images ({"train", "val", "test"});
+    with `runs_dir`, pretext weights already made there are not counted again."""
+    start = time.perf_counter()
+
+    def frozen(run_id: str) -> bool:
+        return RUNS[run_id].init == "pretrained" and settings.freeze_backbone
+
+    def pretext_needed(run_id: str) -> bool:
+        return (RUNS[run_id].init == "pretrained" and settings.weights == "synthetic-pretext"
+                and not pretext_ready(backbone_name(RUNS[run_id].task, settings), settings, runs_dir))
+
+    def plan(train_steps: bool) -> list[RunEstimate]:
+        measured: dict[str, TaskTimes] = {}
+        for task in dict.fromkeys(RUNS[r].task for r in run_ids):
+            whole = any(not frozen(r) or settings.fine_tune_epochs or pretext_needed(r)
+                        for r in run_ids if RUNS[r].task == task)
+            measured[task] = measure_task(task, settings, whole, train_steps)
+            keras.backend.clear_session()
+        return [estimate_run(r, settings, counts, measured[RUNS[r].task], pretext_needed(r)) for r in run_ids]
+
+    # Forward passes first; a long plan is worth timing real train steps as well.
+    estimates, method = plan(train_steps=False), "forward passes"
+    if sum(r.seconds for r in estimates) > TIME_TRAIN_STEPS_ABOVE:
+        estimates, method = plan(train_steps=True), "a few train steps"
+    return PlanEstimate(estimates, device_name(), time.perf_counter() - start, method)
