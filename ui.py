@@ -3,6 +3,7 @@ the cached loaders (runs, models, data). Nothing here imports TensorFlow at impo
 page that needs no model loads none."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
@@ -20,6 +21,19 @@ RUNS_DIR_KEY = "runs_dir"
 DEMO_COMMAND = "python train.py --profile demo"
 SHARED_PETS = Path(__file__).resolve().parent.parent / "shared" / "data" / "oxford-pets-3class"
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+# --------------------------------------------------------------------------- text
+
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark
+
+
+def escape(text: str) -> str:
+    """User-given text (a file name, a typed path) for st.markdown and its kin, shown as the
+    characters it is: every ASCII punctuation mark backslash-escaped (CommonMark allows it for
+    all of them), so no link, image, emphasis, `:emoji:`, `:red[colour]` or `$maths$` forms;
+    line breaks become spaces, so no new block starts."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 # --------------------------------------------------------------------------- the run store
@@ -71,12 +85,12 @@ def runs_or_stop() -> list[Run]:
 def empty_state() -> None:
     root = runs_dir()
     where = "" if str(root) == "runs" else f" --runs-dir {root}"
-    st.info(f"No runs in **{root}** yet. Train the six demo runs (synthetic pets, no network, "
+    st.info(f"No runs in **{escape(root)}** yet. Train the six demo runs (synthetic pets, no network, "
             "a few minutes on a laptop CPU) with:")
     st.code(DEMO_COMMAND + where, language="bash")
     st.caption("Then reload this page. `python train.py --help` lists the real-data profiles.")
     if root.is_dir() and partial_runs(root):
-        st.caption(f"Started but not finished: {', '.join(partial_runs(root))} "
+        st.caption(f"Started but not finished: {escape(', '.join(partial_runs(root)))} "
                    "(the same command resumes them).")
 
 
@@ -148,12 +162,12 @@ def predictor(run: Run) -> "Predictor | None":
     from labcore.runs import ModelLoadError
 
     if not run.has_model:
-        st.error(f"{run.run_id}: no model.keras in {run.path}.")
+        st.error(escape(f"{run.run_id}: no model.keras in {run.path}."))
         return None
     try:
         return _predictor(str(run.path), run.model_path.stat().st_mtime_ns, run)
     except ModelLoadError as err:
-        st.error(str(err))
+        st.error(escape(str(err)))
         return None
 
 
@@ -189,7 +203,7 @@ def source_or_none(settings: "Settings") -> "Source | None":
     try:
         return _source(source_key(settings), settings)
     except DataUnavailable as err:
-        st.error(str(err))
+        st.error(escape(str(err)))
         return None
 
 

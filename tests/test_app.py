@@ -111,7 +111,7 @@ def test_live_runs_every_model_on_an_example_and_on_an_upload(demo_runs, monkeyp
     assert sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
     at.file_uploader[0].set_value(("pet.png", _png("RGBA"), "image/png")).run()
     assert not at.exception and "transparent areas shown on white" in texts(at)
-    assert "**pet.png** · 64 × 48 px" in texts(at)
+    assert "**pet\\.png** · 64 × 48 px" in texts(at)  # the name escaped: shown as text
 
 
 def test_reruns_keep_the_models_compiled(demo_runs, monkeypatch):
@@ -134,8 +134,8 @@ def test_live_answers_a_broken_upload_in_one_line(demo_runs, monkeypatch):
     at = open_page(PAGES[3], demo_runs, monkeypatch)
     at.file_uploader[0].set_value(("cat.jpg", b"not a picture at all", "image/jpeg")).run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
-        "cat.jpg is not an image this app can read (JPEG, PNG, GIF, WebP, BMP, TIFF)."]
+    assert [_rendered(e.value) for e in at.error] == [
+        "<p>cat.jpg is not an image this app can read (JPEG, PNG, GIF, WebP, BMP, TIFF).</p>\n"]
 
 
 def test_live_with_a_damaged_model_gives_one_line_and_runs_the_others(demo_runs_copy, monkeypatch):
@@ -143,7 +143,8 @@ def test_live_with_a_damaged_model_gives_one_line_and_runs_the_others(demo_runs_
     at = open_page(PAGES[3], demo_runs_copy, monkeypatch)
     at.button(key=f"live_example_{at.get('button')[0].label}").click().run()
     assert not at.exception
-    assert len(at.error) == 1 and at.error[0].value.startswith("segmentation-scratch: model.keras cannot be loaded")
+    assert len(at.error) == 1
+    assert _rendered(at.error[0].value).startswith("<p>segmentation-scratch: model.keras cannot be loaded")
     assert sum(" ms" in c.value for c in at.caption) == len(RUN_IDS) - 1
 
 
@@ -167,3 +168,43 @@ def test_dataset_says_why_oxford_iiit_pet_is_unavailable(tmp_path, monkeypatch):
     at.radio(key="data_source").set_value("oxford_iiit_pet").run()
     assert not at.exception
     assert len(at.error) == 1 and "oxford_iiit_pet is not prepared" in at.error[0].value
+
+
+LINKY_NAME = "![x](http://127.0.0.1/x.png) [a](javascript:alert(1)).png"
+
+
+def _rendered(markdown: str) -> str:
+    """The HTML a CommonMark renderer (as the browser's) makes of a markdown string."""
+    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (a dependency of rich) is not installed")
+    return markdown_it.MarkdownIt("commonmark").render(markdown)
+
+
+def test_live_shows_an_uploaded_file_name_as_text_not_as_markdown(demo_runs, monkeypatch):
+    at = open_page(PAGES[3], demo_runs, monkeypatch)
+    at.file_uploader[0].set_value((LINKY_NAME, _png(), "image/png")).run()
+    assert not at.exception
+    header = next(m.value for m in at.markdown if "64 × 48 px" in m.value)
+    html = _rendered(header)
+    assert "<img" not in html and "<a " not in html
+    assert LINKY_NAME in html
+    at.file_uploader[0].set_value((LINKY_NAME, b"not a picture", "image/png")).run()
+    html = _rendered(at.error[0].value)
+    assert "<img" not in html and "<a " not in html
+    assert html.startswith(f"<p>{LINKY_NAME} is not an image")
+
+
+def test_moving_the_opacity_slider_runs_no_model(demo_runs, monkeypatch):
+    from labcore.inference import Predictor
+
+    at = open_page(PAGES[3], demo_runs, monkeypatch)
+    at.file_uploader[0].set_value(("grey.png", _png(), "image/png")).run()
+    calls = []
+    original = Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", lambda self, image: (calls.append(self.run_id), original(self, image))[1])
+    at.slider(key="live_opacity").set_value(0.8).run()
+    assert not at.exception and sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
+    assert calls == []
+    other = io.BytesIO()
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(other, format="PNG")
+    at.file_uploader[0].set_value(("light.png", other.getvalue(), "image/png")).run()
+    assert sorted(calls) == sorted(RUN_IDS)  # a new photo: each model once
