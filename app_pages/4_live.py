@@ -8,14 +8,12 @@ and sent as JPEG; the examples and their thumbnails are made once per process.
 """
 import hashlib
 import io
-import os
 
 import numpy as np
 import streamlit as st
 from PIL import Image, ImageOps
 
 import ui
-from labcore.batching import BatchingPredictor
 from labcore.images import MAX_UPLOAD_MB, ImageError, Photo, load_image, prepare_photo
 from labcore.inference import Prediction, Predictor
 from labcore.plots import overlay
@@ -27,8 +25,6 @@ SHOW_WIDTH = 420
 THUMB_SIZE = (160, 160)
 JPEG_QUALITY = 85
 CACHED_PHOTOS = 16  # shared by all sessions; each holds a display-size picture and the model inputs
-# Sessions asking one model within this many ms share a forward pass (0: each runs its own).
-BATCH_MS = float(os.environ.get("PETLAB_BATCH_MS", "5"))
 SYNTHETIC_EXAMPLES = (4, 17, 30, 36)  # drawn examples, one per coat pattern; the first not red like the mask overlay
 
 
@@ -64,14 +60,8 @@ def prepared_photo(digest: str, _data: bytes, name: str, sizes: tuple[int, ...])
     return prepare_photo(_data, name, SHOW_WIDTH, sizes)
 
 
-@st.cache_resource(show_spinner=False, max_entries=12)
-def batching(model_key: str, _predictor: Predictor) -> BatchingPredictor:
-    """The model's predictor, batched across the sessions that ask it at the same moment."""
-    return BatchingPredictor(_predictor, BATCH_MS / 1000)
-
-
 @st.cache_resource(show_spinner=False, max_entries=CACHED_PHOTOS * 6)
-def prediction(model_key: str, digest: str, _predictor: Predictor | BatchingPredictor, _photo: Photo) -> Prediction:
+def prediction(model_key: str, digest: str, _predictor: Predictor, _photo: Photo) -> Prediction:
     """One model's answer on one photo, computed once per (model file, photo)."""
     return _predictor.predict(_photo.inputs[_predictor.image_size])
 
@@ -150,8 +140,6 @@ def predictions_grid(runs: list[Run], photo: Photo, digest: str, opacity: float)
         for column, run in zip(st.columns(3), runs[row_start:row_start + 3]):
             with column:
                 predictor = ui.predictor(run)
-                if predictor is not None and BATCH_MS > 0:
-                    predictor = batching(model_key(run), predictor)
                 if predictor is not None:
                     draw_prediction(run, prediction(model_key(run), digest, predictor, photo), photo, digest, opacity)
 
