@@ -1,7 +1,7 @@
 """Load test of the live page: N students upload N different photos at the same moment.
 
     python scripts/load.py --runs-dir runs --sessions 10
-    python scripts/load.py --runs-dir runs --sessions 20 --env PETLAB_BATCH_MS=0
+    python scripts/load.py --runs-dir runs --sessions 30 --env SOME_SETTING=value
     python scripts/load.py --url http://127.0.0.1:8501 --pid 4242 --sessions 10
     python scripts/load.py --runs-dir runs --sequential 100
 
