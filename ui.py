@@ -4,6 +4,7 @@ page that needs no model loads none."""
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -23,6 +24,19 @@ EXPERIMENT_KEY = "experiment"
 DEMO_COMMAND = "python train.py --profile demo"
 SHARED_PETS = Path(__file__).resolve().parent.parent / "shared" / "data" / "oxford-pets-3class"
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+# --------------------------------------------------------------------------- text
+
+_MARKDOWN_SPECIAL = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation mark
+
+
+def escape(text: str) -> str:
+    """User-given text (a file name, a typed path) for st.markdown and its kin, shown as the
+    characters it is: every ASCII punctuation mark backslash-escaped (CommonMark allows it for
+    all of them), so no link, image, emphasis, `:emoji:`, `:red[colour]` or `$maths$` forms;
+    line breaks become spaces, so no new block starts."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(text).splitlines()))
 
 
 # --------------------------------------------------------------------------- the experiments
@@ -95,9 +109,9 @@ def runs_or_stop() -> list[Run]:
 def provenance_note(experiment: Experiment) -> None:
     """What the runs learned from, under every page's title, and which runs break ranks."""
     if experiment.settings:
-        st.caption(f"Experiment **{experiment.name}**: {experiment.provenance().sentence()}.")
+        st.caption(f"Experiment **{escape(experiment.name)}**: {escape(experiment.provenance().sentence())}.")
     for run_id, diff in experiment.odd_runs().items():
-        st.warning(f"**{run_id}** was trained with other settings than the rest of **{experiment.name}**: "
+        st.warning(f"**{run_id}** was trained with other settings than the rest of **{escape(experiment.name)}**: "
                    f"{'; '.join(diff)}.")
 
 
@@ -107,7 +121,7 @@ def other_provenance(runs: Sequence[Run]) -> None:
     shown = {r.path.parent for r in runs} - ({chosen.path} if chosen else set())
     for experiment in experiments():
         if experiment.path in shown and experiment.settings:
-            st.caption(f"Experiment **{experiment.name}**: {experiment.provenance().sentence()}.")
+            st.caption(f"Experiment **{escape(experiment.name)}**: {escape(experiment.provenance().sentence())}.")
 
 
 def empty_state() -> None:
@@ -115,16 +129,16 @@ def empty_state() -> None:
     where = "" if str(root) == "runs" else f" --runs-dir {root}"
     experiment = current_experiment()
     if experiment is None:
-        st.info(f"No runs in **{root}** yet. Train the six demo runs (synthetic pets, no network, "
+        st.info(f"No runs in **{escape(root)}** yet. Train the six demo runs (synthetic pets, no network, "
                 "a few minutes on a laptop CPU) with:")
         st.code(DEMO_COMMAND + where, language="bash")
         st.caption("Then reload this page. `python train.py --help` lists the real-data profiles.")
         return
-    st.info(f"No finished runs in experiment **{experiment.name}** yet. Train them with:")
+    st.info(f"No finished runs in experiment **{escape(experiment.name)}** yet. Train them with:")
     st.code(train_command(experiment.settings, experiment.name, root) if experiment.settings
             else DEMO_COMMAND + where, language="bash")
     if experiment.partial:
-        st.caption(f"Started but not finished: {', '.join(experiment.partial)} "
+        st.caption(f"Started but not finished: {escape(', '.join(experiment.partial))} "
                    "(the same command resumes them).")
 
 
@@ -215,12 +229,12 @@ def predictor(run: Run) -> "Predictor | None":
     from labcore.runs import ModelLoadError
 
     if not run.has_model:
-        st.error(f"{run.run_id}: no model.keras in {run.path}.")
+        st.error(escape(f"{run.run_id}: no model.keras in {run.path}."))
         return None
     try:
         return _predictor(str(run.path), run.model_path.stat().st_mtime_ns, run)
     except ModelLoadError as err:
-        st.error(str(err))
+        st.error(escape(str(err)))
         return None
 
 
@@ -256,7 +270,7 @@ def source_or_none(settings: "Settings") -> "Source | None":
     try:
         return _source(source_key(settings), settings)
     except DataUnavailable as err:
-        st.error(str(err))
+        st.error(escape(str(err)))
         return None
 
 

@@ -45,14 +45,14 @@ st.title("Transfer learning on Oxford-IIIT Pet")
 runs = ui.runs_or_stop()
 experiment = ui.current_experiment()
 absent = [r for r in RUN_IDS if r not in {run.run_id for run in runs}]
-st.caption(f"{len(runs)} of 6 runs in **{experiment.path}**"
+st.caption(f"{len(runs)} of 6 runs in **{ui.escape(experiment.path)}**"
            + (f" — not yet trained: {', '.join(absent)}" if absent else ""))
 ui.show_problems(runs)
 runs_table(runs)
 provenance = experiment.provenance()
 report_table(runs, not_comparable(provenance))
 st.subheader("The report's three questions, from your runs")
-st.caption(f"Answered on experiment **{experiment.name}**: {provenance.data}.")
+st.caption(f"Answered on experiment **{ui.escape(experiment.name)}**: {ui.escape(provenance.data)}.")
 for n, answer in enumerate(answers(runs), 1):
     draw_answer(n, answer)
 

@@ -124,7 +124,7 @@ else:
     if all(d is None for d in diffs):
         st.caption("These two runs share no output to disagree on; showing a random pick.")
     chosen = most_different(pool, diffs, count)
-st.caption(f"{source.description} · test split, {len(pool)} images scored. Green: truth (mask outline, "
+st.caption(f"{ui.escape(source.description)} · test split, {len(pool)} images scored. Green: truth (mask outline, "
            "head box); red: prediction.")
 for index in chosen:
     example = pool_examples[position[index]]

@@ -1,4 +1,13 @@
-"""Live inference: a photo (upload, camera or example) through every model at once."""
+"""Live inference: a photo (upload, camera or example) through every model at once.
+
+A class of 30 may use it at once on one laptop, so each upload costs the server little beyond
+the forward passes: the photo is decoded once into what is shown (display size) and what
+the models take (their input size); predictions and Grad-CAM maps are cached per (model file,
+photo), so a rerun that changes nothing, or the opacity slider, runs no model; overlays are
+drawn at display size and sent as JPEG; the examples and their thumbnails are made once per
+process.
+"""
+import hashlib
 import io
 
 import streamlit as st
@@ -8,17 +17,21 @@ import ui
 from labcore.data import test_indices
 from labcore.examples import showcase
 from labcore.experiments import Experiment, synthetic_warning
-from labcore.images import MAX_UPLOAD_MB, ImageError, load_image
-from labcore.inference import Prediction
+from labcore.gradcam import gradcam_on
+from labcore.images import MAX_UPLOAD_MB, ImageError, Photo, load_image, prepare_photo
+from labcore.inference import Prediction, Predictor
 from labcore.plots import overlay
 from labcore.runs import Run
 from labcore.settings import breed_name, settings_from_dict
 
 SHOW_WIDTH = 420
-
-
+THUMB_SIZE = (160, 160)
+JPEG_QUALITY = 85
+CACHED_PHOTOS = 16  # shared by all sessions; each holds a display-size picture and the model inputs
 EXAMPLES = 4
 
+
+# --------------------------------------------------------------------------- cached work
 
 def example_files(experiment: Experiment) -> dict[str, bytes]:
     """Example pictures from the experiment's own test split (photos for real-data experiments,
@@ -43,6 +56,50 @@ def _encoded(_source, source_key: str, indices: tuple[int, ...]) -> dict[str, by
     return files
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def example_thumbnails(files: dict[str, bytes]) -> dict[str, bytes]:
+    """The examples' square thumbnails as JPEG, made once per process and set of examples."""
+    return {name: jpeg(ImageOps.fit(load_image(data, name).image, THUMB_SIZE)) for name, data in files.items()}
+
+
+@st.cache_resource(show_spinner=False, max_entries=CACHED_PHOTOS)
+def prepared_photo(digest: str, _data: bytes, name: str, sizes: tuple[int, ...]) -> Photo:
+    """The photo decoded once, for every session that shows it (raises ImageError)."""
+    return prepare_photo(_data, name, SHOW_WIDTH, sizes)
+
+
+@st.cache_resource(show_spinner=False, max_entries=CACHED_PHOTOS * 6)
+def prediction(model_key: str, digest: str, _predictor: Predictor, _photo: Photo) -> Prediction:
+    """One model's answer on one photo, computed once per (model file, photo)."""
+    return _predictor.predict(_photo.inputs[_predictor.image_size])
+
+
+@st.cache_data(show_spinner=False, max_entries=CACHED_PHOTOS * 6)
+def overlay_jpeg(model_key: str, digest: str, opacity: float, _pred: Prediction, _photo: Photo) -> bytes:
+    """The prediction drawn on the display-size photo, as JPEG."""
+    return jpeg(overlay(_photo.shown, pred_mask=_pred.mask, pred_box=_pred.box, opacity=opacity))
+
+
+@st.cache_data(show_spinner=False, max_entries=CACHED_PHOTOS * 6)
+def gradcam_jpeg(model_key: str, digest: str, _predictor: Predictor, _photo: Photo) -> tuple[bytes, float] | None:
+    """The Grad-CAM of the model's top breed over the display-size photo, as JPEG, and its seconds."""
+    got = gradcam_on(_predictor, _photo.inputs[_predictor.image_size], _photo.shown)
+    return (jpeg(got[0]), got[1]) if got else None
+
+
+def jpeg(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=JPEG_QUALITY)
+    return buffer.getvalue()
+
+
+def model_key(run: Run) -> str:
+    """Names one model file as it is now: a retrained run is a new key."""
+    return f"{run.model_path}:{run.model_path.stat().st_mtime_ns}"
+
+
+# --------------------------------------------------------------------------- what the page draws
+
 def photo_ui() -> tuple[bytes, str] | None:
     """The picture to run, as (bytes, name): camera, upload, or a clicked example."""
     nonce = st.session_state.setdefault("live_nonce", 0)
@@ -65,11 +122,12 @@ def examples_ui(files: dict[str, bytes]) -> str | None:
     """Clickable example thumbnails; returns the chosen example's name."""
     if not files:
         return None
+    thumbnails = example_thumbnails(files)
     st.markdown("**No photo at hand? Click an example from this experiment's test split.**")
-    for row_start in range(0, len(files), 4):
-        names = list(files)[row_start:row_start + 4]
-        for column, name in zip(st.columns(4), names):
-            column.image(ImageOps.fit(load_image(files[name], name).image, (160, 160)))
+    names = list(thumbnails)
+    for row_start in range(0, len(names), 4):
+        for column, name in zip(st.columns(4), names[row_start:row_start + 4]):
+            column.image(thumbnails[name], output_format="JPEG")
             if column.button(name, key=f"live_example_{name}", width="stretch"):
                 st.session_state["live_example"] = name
                 st.session_state["live_nonce"] += 1  # clears the uploader so the example shows
@@ -77,18 +135,56 @@ def examples_ui(files: dict[str, bytes]) -> str | None:
     return st.session_state.get("live_example")
 
 
-def draw_prediction(run: Run, pred: Prediction, image: Image.Image, opacity: float) -> None:
+def photo_header(photo: Photo, name: str) -> None:
+    """The photo's name (as text, whatever it looks like), size and what was done to it."""
+    st.markdown(f"**{ui.escape(name)}** · {photo.width} × {photo.height} px"
+                + "".join(f" · {note}" for note in photo.notes))
+
+
+def draw_prediction(run: Run, pred: Prediction, photo: Photo, digest: str, opacity: float) -> None:
     """One model's answer: box and mask on the photo, top-5 breeds, time."""
     st.markdown(f"**{run.label}**")
     if run.config.get("dataset", {}).get("source") == "synthetic":
         st.caption(":material/warning: learned drawn pets, not photos")
-    st.image(overlay(image, pred_mask=pred.mask, pred_box=pred.box, opacity=opacity, width=SHOW_WIDTH))
+    st.image(overlay_jpeg(model_key(run), digest, opacity, pred, photo), output_format="JPEG")
     if pred.top5:
         st.markdown("\n".join(f"{n}. {breed_name(k)} — {p:.0%}" for n, (k, p) in enumerate(pred.top5, 1)))
     outputs = [name for name, value in (("breed", pred.top5), ("head box", pred.box), ("mask", pred.mask))
                if value is not None]
     st.caption(f"{', '.join(outputs)} · {pred.seconds * 1000:.0f} ms")
 
+
+def draw_gradcam(run: Run, predictor: Predictor, photo: Photo, digest: str) -> None:
+    got = gradcam_jpeg(model_key(run), digest, predictor, photo)
+    if got:
+        st.image(got[0], output_format="JPEG",
+                 caption=f"Grad-CAM of {run.run_id}'s top breed · {got[1] * 1000:.0f} ms")
+
+
+def predictions_grid(runs: list[Run], photo: Photo, digest: str, opacity: float, show_cam: bool) -> None:
+    """Every model's answer, three to a row; under each breed head, its Grad-CAM when asked."""
+    for row_start in range(0, len(runs), 3):
+        for column, run in zip(st.columns(3), runs[row_start:row_start + 3]):
+            with column:
+                predictor = ui.predictor(run)
+                if predictor is None:
+                    continue
+                pred = prediction(model_key(run), digest, predictor, photo)
+                draw_prediction(run, pred, photo, digest, opacity)
+                if show_cam and pred.top5 is not None:
+                    draw_gradcam(run, predictor, photo, digest)
+
+
+def read_photo(data: bytes, name: str, digest: str, runs: list[Run]) -> Photo | None:
+    """The prepared photo, or one error line (the name shown as text) and None."""
+    try:
+        return prepared_photo(digest, data, name, tuple(sorted({run.image_size for run in runs})))
+    except ImageError as err:
+        st.error(ui.escape(str(err)))
+        return None
+
+
+# --------------------------------------------------------------------------- the page
 
 st.title("Live inference")
 runs = [r for r in ui.runs_or_stop() if r.has_model]
@@ -99,20 +195,17 @@ picked = photo_ui()
 if picked is None:
     st.stop()
 data, name = picked
-try:
-    loaded = load_image(data, name)
-except ImageError as err:
-    st.error(str(err))
+digest = hashlib.blake2b(data, digest_size=16).hexdigest()
+photo = read_photo(data, name, digest, runs)
+if photo is None:
     st.stop()
-st.markdown(f"**{name}** · {loaded.image.width} × {loaded.image.height} px"
-            + "".join(f" · {note}" for note in loaded.notes))
+photo_header(photo, name)
 if any(r.config.get("dataset", {}).get("source") == "synthetic" for r in runs):
     st.warning(synthetic_warning(ui.current_experiment().name), icon=":material/warning:")
 opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="live_opacity")
+# Only runs with a breed head have a top breed to explain; with none, the toggle is absent.
+breed_heads = [r for r in runs if r.task != "segmentation"]
+show_cam = bool(breed_heads) and st.toggle("Grad-CAM heat maps", key="live_gradcam",
+                                           help="Where each breed head looked for its top breed (red = most)")
 st.caption("Red: predicted head box and mask. Every model sees the whole photo squeezed to its square input.")
-for row_start in range(0, len(runs), 3):
-    for column, run in zip(st.columns(3), runs[row_start:row_start + 3]):
-        with column:
-            predictor = ui.predictor(run)
-            if predictor is not None:
-                draw_prediction(run, predictor.predict(loaded.image), loaded.image, opacity)
+predictions_grid(runs, photo, digest, opacity, show_cam)

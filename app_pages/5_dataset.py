@@ -88,7 +88,7 @@ settings = source_ui(ui.experiments())
 source = ui.source_or_none(settings)
 if source is None:
     st.stop()
-st.caption(source.description + " · green: the pet's mask outline and its head box.")
+st.caption(ui.escape(source.description) + " · green: the pet's mask outline and its head box.")
 split, breed, count = browse_ui(source)
 labels = source.labels[split]
 candidates = [i for i in range(len(labels)) if breed is None or labels[i] == breed]

@@ -191,6 +191,24 @@ def measure_all_models(predictors: list[Predictor], upload: bytes, options: Opti
             "predict_over_e2e": seconds["predict"] / seconds["e2e"]}
 
 
+def forward_cpu_per_image(predictors: list[Predictor], images: list[Image.Image], repeats: int) -> float:
+    """CPU-seconds (every thread of this process) of the compiled forward passes of all
+    `predictors` on one picture, summed over the models; the median over `repeats` rounds of
+    the mean over `images`. CPU time, not wall time: the floor for what a server that shares its
+    cores among sessions spends per upload (`scripts/load.py` compares against it)."""
+    inputs = [[tf.constant(resize_for_model(image, p.image_size)[None]) for image in images] for p in predictors]
+    for predictor, batch in zip(predictors, inputs):
+        predictor.forward(batch[0])  # warm
+    rounds = []
+    for _ in range(repeats):
+        start = time.process_time()
+        for predictor, batch in zip(predictors, inputs):
+            for x in batch:
+                predictor.forward(x)
+        rounds.append((time.process_time() - start) / len(images))
+    return statistics.median(rounds)
+
+
 # --------------------------------------------------------------------------- 3: input pipeline
 
 def images_per_second(dataset: tf.data.Dataset) -> float:

@@ -120,11 +120,18 @@ def gradcam_overlay(predictor, image: Image.Image, opacity: float = 0.5,
                     width: int | None = None) -> tuple[Image.Image, float] | None:
     """One upright RGB picture's Grad-CAM over it, and the seconds the heat map took
     (the traced call only); None when the predictor's model has no breed head."""
+    return gradcam_on(predictor, image, image, opacity, width)
+
+
+def gradcam_on(predictor, seen: Image.Image, shown: Image.Image, opacity: float = 0.5,
+               width: int | None = None) -> tuple[Image.Image, float] | None:
+    """Grad-CAM of the picture the model sees (any size; squeezed to its input like a
+    prediction), drawn over `shown`, the same picture at another size (e.g. for display)."""
     cam = gradcam_for(predictor)
     if cam is None:
         return None
-    heat = cam(resize_for_model(image, cam.image_size)[None])
-    return heat_overlay(image, heat.maps[0], opacity, width), heat.seconds
+    heat = cam(resize_for_model(seen, cam.image_size)[None])
+    return heat_overlay(shown, heat.maps[0], opacity, width), heat.seconds
 
 
 def mass_in_mask(heat: np.ndarray, mask: np.ndarray) -> float:

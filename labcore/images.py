@@ -85,3 +85,24 @@ def resize_for_model(image: Image.Image, size: int) -> np.ndarray:
     antialiasing), as float32 0..255 of shape [size, size, 3]."""
     small = image.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=3.0)
     return np.asarray(small, dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One upload, decoded once into what a page shows and what the models take."""
+    width: int  # of the upright original
+    height: int
+    notes: tuple[str, ...]
+    shown: Image.Image  # `show_width` wide, RGB
+    inputs: dict[int, Image.Image]  # the models' square inputs (as `resize_for_model` makes them), by size
+
+
+def prepare_photo(data: bytes, name: str, show_width: int, sizes: tuple[int, ...]) -> Photo:
+    """Decode (raises ImageError) and keep only the small pictures: the full-size image, up to
+    50 megapixels, is let go at once."""
+    loaded = load_image(data, name)
+    image = loaded.image
+    shown = image.resize((show_width, max(1, round(image.height * show_width / image.width))),
+                         Image.Resampling.BILINEAR, reducing_gap=3.0)
+    inputs = {size: Image.fromarray(resize_for_model(image, size).astype(np.uint8)) for size in sizes}
+    return Photo(image.width, image.height, tuple(loaded.notes), shown, inputs)

@@ -120,7 +120,7 @@ def test_live_runs_every_model_on_an_example_and_on_an_upload(demo_store, monkey
     assert sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
     at.file_uploader[0].set_value(("pet.png", _png("RGBA"), "image/png")).run()
     assert not at.exception and "transparent areas shown on white" in texts(at)
-    assert "**pet.png** · 64 × 48 px" in texts(at)
+    assert "**pet\\.png** · 64 × 48 px" in texts(at)  # the name escaped: shown as text
 
 
 def test_reruns_keep_the_models_compiled(demo_runs, monkeypatch):
@@ -143,8 +143,8 @@ def test_live_answers_a_broken_upload_in_one_line(demo_store, monkeypatch):
     at = open_page(PAGES[3], demo_store, monkeypatch)
     at.file_uploader[0].set_value(("cat.jpg", b"not a picture at all", "image/jpeg")).run()
     assert not at.exception
-    assert [e.value for e in at.error] == [
-        "cat.jpg is not an image this app can read (JPEG, PNG, GIF, WebP, BMP, TIFF)."]
+    assert [_rendered(e.value) for e in at.error] == [
+        "<p>cat.jpg is not an image this app can read (JPEG, PNG, GIF, WebP, BMP, TIFF).</p>\n"]
 
 
 def test_live_with_a_damaged_model_gives_one_line_and_runs_the_others(demo_runs_copy, monkeypatch):
@@ -152,7 +152,8 @@ def test_live_with_a_damaged_model_gives_one_line_and_runs_the_others(demo_runs_
     at = open_page(PAGES[3], demo_runs_copy.parent, monkeypatch)
     at.button(key=f"live_example_{at.get('button')[0].label}").click().run()
     assert not at.exception
-    assert len(at.error) == 1 and at.error[0].value.startswith("segmentation-scratch: model.keras cannot be loaded")
+    assert len(at.error) == 1
+    assert _rendered(at.error[0].value).startswith("<p>segmentation-scratch: model.keras cannot be loaded")
     assert sum(" ms" in c.value for c in at.caption) == len(RUN_IDS) - 1
 
 
@@ -281,3 +282,54 @@ def test_breeds_page_shows_both_runs_and_says_retrain_for_old_runs(demo_runs_cop
     at.selectbox(key="breeds_preset").select("pretrained vs scratch · multitask").run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
     assert "retrain to see this" in texts(at)
+
+
+LINKY_NAME = "![x](http://127.0.0.1/x.png) [a](javascript:alert(1)).png"
+
+
+def _rendered(markdown: str) -> str:
+    """The HTML a CommonMark renderer (as the browser's) makes of a markdown string."""
+    markdown_it = pytest.importorskip("markdown_it", reason="markdown-it-py (a dependency of rich) is not installed")
+    return markdown_it.MarkdownIt("commonmark").render(markdown)
+
+
+def test_live_shows_an_uploaded_file_name_as_text_not_as_markdown(demo_store, monkeypatch):
+    at = open_page(PAGES[3], demo_store, monkeypatch)
+    at.file_uploader[0].set_value((LINKY_NAME, _png(), "image/png")).run()
+    assert not at.exception
+    header = next(m.value for m in at.markdown if "64 × 48 px" in m.value)
+    html = _rendered(header)
+    assert "<img" not in html and "<a " not in html
+    assert LINKY_NAME in html
+    at.file_uploader[0].set_value((LINKY_NAME, b"not a picture", "image/png")).run()
+    html = _rendered(at.error[0].value)
+    assert "<img" not in html and "<a " not in html
+    assert html.startswith(f"<p>{LINKY_NAME} is not an image")
+
+
+def test_moving_the_opacity_slider_runs_no_model(demo_store, monkeypatch):
+    from labcore.inference import Predictor
+
+    at = open_page(PAGES[3], demo_store, monkeypatch)
+    at.file_uploader[0].set_value(("grey.png", _png(), "image/png")).run()
+    calls = []
+    original = Predictor.predict
+    monkeypatch.setattr(Predictor, "predict", lambda self, image: (calls.append(self.run_id), original(self, image))[1])
+    at.slider(key="live_opacity").set_value(0.8).run()
+    assert not at.exception and sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
+    assert calls == []
+    other = io.BytesIO()
+    Image.fromarray(np.full((48, 64, 3), 200, np.uint8)).save(other, format="PNG")
+    at.file_uploader[0].set_value(("light.png", other.getvalue(), "image/png")).run()
+    assert sorted(calls) == sorted(RUN_IDS)  # a new photo: each model once
+
+def test_live_draws_grad_cam_under_each_breed_head_only(demo_store, monkeypatch):
+    at = open_page(PAGES[3], demo_store, monkeypatch)
+    at.file_uploader[0].set_value(("grey.png", _png(), "image/png")).run()
+    assert len(at.image) == len(RUN_IDS)
+    at.toggle(key="live_gradcam").set_value(True).run()
+    assert not at.exception
+    cams = [c for image in at.image for c in image.captions if c.startswith("Grad-CAM of")]
+    breed_heads = [r for r in RUN_IDS if not r.startswith("segmentation")]
+    assert sorted(c.split("'s top breed")[0].removeprefix("Grad-CAM of ") for c in cams) == sorted(breed_heads)
+    assert all(c.endswith(" ms") for c in cams) and len(at.image) == len(RUN_IDS) + len(breed_heads)

@@ -155,3 +155,24 @@ def test_grad_cam_toggle_draws_heat_maps_on_compare(page, server):
     assert page.locator("[data-testid='stImage']").count() == 2 * images
     assert page.get_by_text("Grad-CAM of detection-scratch's top breed").count() == images // 2
     assert_no_error(page)
+
+
+def test_grad_cam_toggle_draws_heat_maps_for_an_upload(page, server, tmp_path):
+    image, _, _ = draw_pet(11, np.random.default_rng(3), size=200)
+    photo = tmp_path / "whose_coat.png"
+    Image.fromarray(image).save(photo, format="PNG")
+    page.goto(f"{server}/live?experiment=demo")
+    page.get_by_role("heading", name="Live inference").wait_for()
+    page.locator("input[type=file]").set_input_files(str(photo))
+    page.get_by_text("whose_coat.png").first.wait_for()
+    wait_until_idle(page)
+    answers = page.locator("[data-testid='stImage']").count()
+    page.get_by_text("Grad-CAM heat maps").click()
+    page.get_by_text("Grad-CAM of multitask-pretrained's top breed").first.wait_for()
+    wait_until_idle(page)
+    # The demo experiment's six runs: four have a breed head (detection, multitask), two do not.
+    assert page.locator("[data-testid='stImage']").count() == answers + 4
+    for run_id in ("detection-pretrained", "detection-scratch", "multitask-pretrained", "multitask-scratch"):
+        assert page.get_by_text(f"Grad-CAM of {run_id}'s top breed").count() == 1
+    assert page.get_by_text("Grad-CAM of segmentation").count() == 0
+    assert_no_error(page)
