@@ -55,6 +55,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-feature-cache", dest="feature_cache", action="store_false", default=None,
                    help="recompute the frozen backbone every epoch instead of once per image (the same "
                         "training, many times slower: for comparing the two)")
+    p.add_argument("--jobs", type=int, help="runs trained at a time, each lane of runs in its own process "
+                                            "(default: 2 for the demo profile on a machine with 2 or more "
+                                            "cores and no GPU, else 1); the same results, sooner where one "
+                                            "run leaves cores idle")
     p.add_argument("--force", action="store_true", help="retrain runs that are already finished")
     p.add_argument("--tiny-backbones", action="store_true",
                    help="swap every backbone for a five-layer conv net: for smoke tests and CI only, "
@@ -62,7 +66,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.image_size is not None and (args.image_size < 32 or args.image_size % 32):
         p.error("--image-size must be a multiple of 32, at least 32 (the backbones downsample 32x)")
-    for flag in ("epochs", "limit", "fine_tune_epochs"):
+    for flag in ("epochs", "limit", "fine_tune_epochs", "jobs"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "fine_tune_epochs" else 1):
             p.error(f"--{flag.replace('_', '-')} must be positive")
@@ -92,7 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     # Our datasets are shuffled in tf.data; Keras' reminder about it is noise in the log.
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    import tensorflow as tf
+
     from labcore.lab import SettingsDiffer, summary, train_all
+    from labcore.lanes import LaneFailed, auto_jobs
     from labcore.models import WeightsUnavailable
     from labcore.sources import DataUnavailable
 
@@ -102,8 +109,9 @@ def main(argv: list[str] | None = None) -> int:
         print("train.py: no run left to train after --only and --init", file=sys.stderr)
         return 2
     try:
-        trained = train_all(run_ids, settings, Path(args.runs_dir), args.name, force=args.force)
-    except (DataUnavailable, WeightsUnavailable, SettingsDiffer) as err:
+        jobs = args.jobs or auto_jobs(args.profile, os.cpu_count(), len(tf.config.list_physical_devices("GPU")))
+        trained = train_all(run_ids, settings, Path(args.runs_dir), args.name, force=args.force, jobs=jobs)
+    except (DataUnavailable, WeightsUnavailable, SettingsDiffer, LaneFailed) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 1
     except OSError as err:  # a full disk, a folder we may not write to, a file that vanished

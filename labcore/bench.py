@@ -40,6 +40,8 @@ import tensorflow as tf  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from labcore.data import make_splits, preprocess_images  # noqa: E402
+from labcore.estimate import fake_batch  # noqa: E402
+from labcore.experiments import list_experiments  # noqa: E402
 from labcore.features import cached_splits  # noqa: E402
 from labcore.images import load_image, resize_for_model  # noqa: E402
 from labcore.inference import Predictor  # noqa: E402
@@ -108,9 +110,12 @@ def interleaved_medians(contenders: dict[str, Callable[[], Any]], repeats: int, 
 # --------------------------------------------------------------------------- models
 
 def load_predictors(options: Options) -> tuple[list[Predictor], str]:
-    """The runs in `runs_dir` that have a model, or, with none, the six runs built fresh
-    (random weights: speed does not depend on what the weights are)."""
+    """The runs in `runs_dir` that have a model (an experiment's folder, or a runs root: its
+    newest experiment), or, with none, the six runs built fresh (random weights: speed does
+    not depend on what the weights are)."""
     runs = [run for run in list_runs(options.runs_dir) if run.has_model]
+    if not runs and list_experiments(options.runs_dir):
+        runs = [run for run in list_experiments(options.runs_dir)[0].runs if run.has_model]
     predictors = []
     for run in runs:
         try:
@@ -251,20 +256,6 @@ def measure_input_pipeline(options: Options) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- 4: training
 
-def synthetic_batch(task: str, image_size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A batch shaped like `labcore.data.to_model_io`'s (box with its has-box column)."""
-    rng = np.random.default_rng(0)
-    targets = {}
-    outputs = TASK_OUTPUTS[task]
-    if "label" in outputs:
-        targets["label"] = rng.integers(0, 37, BATCH).astype(np.int32)
-    if "bbox" in outputs:
-        targets["bbox"] = np.concatenate([rng.uniform(0, 1, (BATCH, 4)), np.ones((BATCH, 1))], 1).astype(np.float32)
-    if "mask" in outputs:
-        targets["mask"] = rng.integers(0, 2, (BATCH, image_size, image_size, 1)).astype(np.int32)
-    return rng.uniform(0, 255, (BATCH, image_size, image_size, 3)).astype(np.float32), targets
-
-
 def measure_training(task: str, options: Options) -> dict[str, Any]:
     """Train steps of one architecture, whole network trainable (the scratch runs; a frozen
     pretrained backbone trains faster), with the runs' optimizer, losses and metrics."""
@@ -273,7 +264,7 @@ def measure_training(task: str, options: Options) -> dict[str, Any]:
     keras.utils.set_random_seed(0)
     model = build_model(task, settings, build_backbone(name, settings.image_size, weights=None))
     compile_model(model, TASK_OUTPUTS[task], settings.learning_rate, jit_compile=False)
-    x, y = synthetic_batch(task, settings.image_size)
+    x, y = fake_batch(task, BATCH, settings.image_size)
     model.train_on_batch(x, y)  # traces the train step
     steps = []
     for _ in range(options.train_steps):
@@ -541,7 +532,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, str | None]:
         description="Measure labcore's inference, input pipeline, training throughput and memory, "
                     "side by side in one run, and print a table. Exits 0 even when a target is missed.")
     p.add_argument("--runs-dir", default=str(default_runs_dir()),
-                   help="measure the models of the runs here; with none, the six runs are built fresh "
+                   help="measure the models of the runs here (an experiment's folder, or a runs root: its newest "
+                        "experiment); with none, the six runs are built fresh "
                         "(default: runs, or env PETLAB_RUNS_DIR)")
     p.add_argument("--image-size", type=int, help="input size of freshly built models and of the pipeline and "
                                                   "training measures (default 224; 64 with --quick)")

@@ -113,19 +113,19 @@ def device_name() -> str:
     return f"GPU ({len(gpus)})" if gpus else f"this CPU ({os.cpu_count()} cores)"
 
 
-def fake_batch(task: str, settings: Settings, images: bool = True) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """A batch shaped like `labcore.data.to_model_io`'s (box with its has-box column)."""
+def fake_batch(task: str, batch_size: int, image_size: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A batch shaped like `labcore.data.to_model_io`'s (box with its has-box column), for timing."""
     rng = np.random.default_rng(0)
-    n, size = settings.batch_size, settings.image_size
     targets: dict[str, np.ndarray] = {}
     outputs = TASK_OUTPUTS[task]
     if "label" in outputs:
-        targets["label"] = rng.integers(0, 37, n).astype(np.int32)
+        targets["label"] = rng.integers(0, 37, batch_size).astype(np.int32)
     if "bbox" in outputs:
-        targets["bbox"] = np.concatenate([rng.uniform(0, 1, (n, 4)), np.ones((n, 1))], 1).astype(np.float32)
+        targets["bbox"] = np.concatenate([rng.uniform(0, 1, (batch_size, 4)), np.ones((batch_size, 1))],
+                                         1).astype(np.float32)
     if "mask" in outputs:
-        targets["mask"] = rng.integers(0, 2, (n, size, size, 1)).astype(np.int32)
-    return rng.uniform(0, 255, (n, size, size, 3)).astype(np.float32), targets
+        targets["mask"] = rng.integers(0, 2, (batch_size, image_size, image_size, 1)).astype(np.int32)
+    return rng.uniform(0, 255, (batch_size, image_size, image_size, 3)).astype(np.float32), targets
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, float]:
@@ -169,7 +169,7 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     backbone = build_backbone(backbone_name(task, settings), settings.image_size, weights=None)
     model, heads = build_models(task, settings, backbone)
     build = time.perf_counter() - start
-    x, y = fake_batch(task, settings)
+    x, y = fake_batch(task, settings.batch_size, settings.image_size)
     forward = tf.function(lambda images: backbone(images, training=False), autograph=False)
     forward_first, forward_s = timed(lambda: forward(x))
     f = forward(x)

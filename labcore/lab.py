@@ -1,4 +1,4 @@
-"""Train a set of runs into one experiment, one after another, and summarise them.
+"""Train a set of runs into one experiment, one after another or a few at a time, and summarise them.
 
 An experiment is one set of settings: a finished run is skipped only when it was trained with
 the settings asked for. Any difference stops the whole plan before anything is trained, and
@@ -14,6 +14,7 @@ from typing import Callable
 from labcore.data import split_counts
 from labcore.estimate import estimate_plan
 from labcore.experiments import differences, load_experiment, not_comparable, record_settings
+from labcore.lanes import lanes_message, split_lanes, train_in_lanes
 from labcore.runs import list_runs
 from labcore.settings import RUN_IDS, RUNS, Settings
 from labcore.sources import load_source
@@ -53,8 +54,9 @@ def differ_message(name: str, experiment: Path, odd: dict[str, list[str]]) -> st
 
 
 def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str, force: bool = False,
-              progress: Callable[[str], None] = print) -> list[str]:
-    """Train the runs into `<runs_root>/<name>/`; returns the ids actually trained.
+              progress: Callable[[str], None] = print, jobs: int = 1) -> list[str]:
+    """Train the runs into `<runs_root>/<name>/`; returns the ids actually trained. With
+    `jobs` > 1, that many runs train at a time, each lane in its own process (labcore.lanes).
 
     A finished run with the same settings is skipped unless `force`. Runs with other settings
     raise SettingsDiffer before anything is trained, unless `force` (then the runs asked for
@@ -84,6 +86,11 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     progress(f"data: {source.description}")
     plan = estimate_plan(todo, settings, split_counts(source, settings), experiment)
     progress(plan.message())
+    if jobs > 1 and len(todo) > 1:
+        lanes = split_lanes(plan, jobs)
+        progress(lanes_message(plan, lanes))
+        train_in_lanes(lanes, settings, experiment, plan, progress)
+        return todo
     for n, run_id in enumerate(todo, 1):
         progress(f"== run {n}/{len(todo)}: {run_id} ==")
         start = time.perf_counter()

@@ -10,6 +10,7 @@ so it shows the effect of pretraining, not its size; `config.json` records
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Callable
 
@@ -60,7 +61,8 @@ def pretext_weights(backbone: str, settings: Settings, cache_dir: Path,
                      epochs=settings.pretext_epochs, verbose=0, shuffle=True)
     progress(f"[pretext] {backbone}: accuracy {hist.history['accuracy'][-1]:.3f} "
              f"after {settings.pretext_epochs} epochs")
-    tmp = path.with_name(path.name.replace(".weights.h5", ".tmp.weights.h5"))
+    # Lanes training side by side may make the same file at once: each writes its own.
+    tmp = path.with_name(path.name.replace(".weights.h5", f".tmp{os.getpid()}.weights.h5"))
     base.save_weights(tmp)
     tmp.replace(path)
     return path

@@ -1,12 +1,14 @@
 """Load test of the live page: N students upload N different photos at the same moment.
 
-    python scripts/load.py --runs-dir runs --sessions 10
+    python scripts/load.py --runs-dir runs --experiment demo --sessions 10
     python scripts/load.py --runs-dir runs --sessions 30 --env SOME_SETTING=value
     python scripts/load.py --url http://127.0.0.1:8501 --pid 4242 --sessions 10
     python scripts/load.py --runs-dir runs --sequential 100
 
-Serves the app (`streamlit run app.py` on 127.0.0.1, a free port) on a run store, or uses one
-already running (--url; --pid to read its CPU and memory). A warm-up session uploads one photo
+Serves the app (`streamlit run app.py` on 127.0.0.1, a free port) on a runs root, or uses one
+already running (--url; --pid to read its CPU and memory). The sessions open the live page of
+one experiment (--experiment, default the newest under the root) and expect one answer per
+model in it. A warm-up session uploads one photo
 first, so the models are loaded before anything is timed. Then N sessions (one browser context
 each, in one headless Chromium) open the live page, and all N upload a different photo at once.
 
@@ -15,7 +17,7 @@ server process's CPU-seconds (utime + stime from /proc/<pid>/stat, all its threa
 loads and per upload, and its resident memory before and after. With --sequential K one browser
 tab uploads K photos one after another (reloading the page before each), and the resident memory
 after the 10th and the K-th upload shows whether the server grows. Unless --no-forward, the
-script then times the six models' compiled forward passes on the same photos in its own process
+script then times the experiment's models' compiled forward passes on the same photos in its own process
 (CPU-seconds), for the ratio.
 
 Traffic goes only to 127.0.0.1; every wait is bounded (--timeout).
@@ -35,6 +37,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from urllib.parse import quote
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -49,7 +52,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 SHARED_PETS = ROOT.parent / "shared" / "data" / "oxford-pets-3class"
 PHOTO_SIZE = (640, 480)  # drawn photos, where the real slice is absent: a phone photo after the browser's downscale
-ANSWERS = 6  # one per model
+ANSWERS = 6  # one per model of a whole experiment
 # The page is done when its script has stopped and every model's caption ("... · 12 ms") is drawn,
 # or it shows an error or an exception.
 DONE_JS = """([name, answers]) => {
@@ -167,12 +170,16 @@ class Upload:
     exceptions: int
 
 
+def live_url(url: str, experiment: str | None) -> str:
+    return f"{url}/live" + (f"?experiment={quote(experiment)}" if experiment else "")
+
+
 async def open_live(browser, url: str, timeout_ms: float):
-    """A new session (its own browser context) on the live page, its first run finished."""
+    """A new session (its own browser context) on the live page `url`, its first run finished."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     page.set_default_timeout(timeout_ms)
-    await page.goto(f"{url}/live")
+    await page.goto(url)
     await page.get_by_role("heading", name="Live inference").wait_for()
     await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
     return page
@@ -215,7 +222,8 @@ def _minus(a: float | None, b: float | None) -> float | None:
     return None if a is None or b is None else a - b
 
 
-async def _simultaneous(server: Server, photos: list[Path], warmup: Path, answers: int, timeout_s: float) -> LoadResult:
+async def _simultaneous(server: Server, url: str, photos: list[Path], warmup: Path, answers: int,
+                        timeout_s: float) -> LoadResult:
     from playwright.async_api import async_playwright
 
     load_start = os.getloadavg()[0]
@@ -223,11 +231,11 @@ async def _simultaneous(server: Server, photos: list[Path], warmup: Path, answer
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             _, rss_start = _stats(server)
-            first = await open_live(browser, server.url, timeout_s * 1000)
+            first = await open_live(browser, url, timeout_s * 1000)
             await upload(first, warmup, answers)  # loads and warms every model
             await first.context.close()
             cpu0, rss_before = _stats(server)
-            pages = await asyncio.gather(*(open_live(browser, server.url, timeout_s * 1000) for _ in photos))
+            pages = await asyncio.gather(*(open_live(browser, url, timeout_s * 1000) for _ in photos))
             cpu1, _ = _stats(server)
             done = await asyncio.gather(*(upload(page, photo, answers) for page, photo in zip(pages, photos)))
             cpu2, rss_after = _stats(server)
@@ -238,7 +246,8 @@ async def _simultaneous(server: Server, photos: list[Path], warmup: Path, answer
                       rss_before_mb=rss_before, rss_after_mb=rss_after, load_average=(load_start, os.getloadavg()[0]))
 
 
-async def _sequential(server: Server, photos: list[Path], warmup: Path, answers: int, timeout_s: float) -> LoadResult:
+async def _sequential(server: Server, url: str, photos: list[Path], warmup: Path, answers: int,
+                      timeout_s: float) -> LoadResult:
     from playwright.async_api import async_playwright
 
     load_start = os.getloadavg()[0]
@@ -246,14 +255,14 @@ async def _sequential(server: Server, photos: list[Path], warmup: Path, answers:
         browser = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             _, rss_start = _stats(server)
-            page = await open_live(browser, server.url, timeout_s * 1000)
+            page = await open_live(browser, url, timeout_s * 1000)
             await upload(page, warmup, answers)
             cpu0, rss_before = _stats(server)
             done, by_upload = [], {}
             for k, photo in enumerate(photos, 1):
                 # A fresh page each time (the old session ends): a second upload into the same
                 # uploader sometimes never finished here, and the question is the server's memory.
-                await page.goto(f"{server.url}/live")
+                await page.goto(url)
                 await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
                 done.append(await upload(page, photo, answers))
                 by_upload[k] = _stats(server)[1]
@@ -265,28 +274,39 @@ async def _sequential(server: Server, photos: list[Path], warmup: Path, answers:
                       rss_after_mb=rss_after, rss_by_upload_mb=by_upload, load_average=(load_start, os.getloadavg()[0]))
 
 
-def run_load(server: Server, photos: list[Path], warmup: Path, *, sequential: bool = False,
-             answers: int = ANSWERS, timeout_s: float = 600) -> LoadResult:
-    """N sessions uploading `photos` at once (or one session, one after another), after a
-    warm-up upload of `warmup` in a session of its own."""
+def run_load(server: Server, photos: list[Path], warmup: Path, *, experiment: str | None = None,
+             sequential: bool = False, answers: int = ANSWERS, timeout_s: float = 600) -> LoadResult:
+    """N sessions uploading `photos` at once (or one session, one after another) to the live
+    page of `experiment` (None: the app's default), after a warm-up upload of `warmup` in a
+    session of its own."""
     run = _sequential if sequential else _simultaneous
-    return asyncio.run(run(server, photos, warmup, answers, timeout_s))
+    return asyncio.run(run(server, live_url(server.url, experiment), photos, warmup, answers, timeout_s))
+
+
+def experiment_runs(runs_dir: Path, name: str | None) -> tuple[str, list]:
+    """The experiment to load (by name, else the newest under `runs_dir`) and its runs with a model."""
+    from labcore.experiments import list_experiments
+
+    found = list_experiments(runs_dir)
+    chosen = next((e for e in found if name in (e.key, e.name)), None) if name else (found[0] if found else None)
+    if chosen is None:
+        raise SystemExit(f"load.py: no experiment {name or ''} under {runs_dir} "
+                         f"(found: {', '.join(e.key for e in found) or 'none'})")
+    return chosen.key, [run for run in chosen.runs if run.has_model]
 
 
 # --------------------------------------------------------------------------- the floor
 
-def forward_cpu_seconds(runs_dir: Path, photos: list[Path], repeats: int = 3) -> tuple[float, int, list[int]]:
-    """CPU-seconds of the store's models' compiled forward passes per photo (all models, summed),
+def forward_cpu_seconds(runs: list, photos: list[Path], repeats: int = 3) -> tuple[float, int, list[int]]:
+    """CPU-seconds of the runs' models' compiled forward passes per photo (all models, summed),
     median over `repeats` rounds of every photo; with the model count and their input sizes."""
     import tensorflow as tf
 
     from labcore.bench import forward_cpu_per_image
     from labcore.images import load_image
     from labcore.inference import Predictor
-    from labcore.runs import list_runs
-
     tf.get_logger().setLevel("ERROR")  # each Predictor traces its own function: no retracing warnings
-    predictors = [Predictor.from_run(run) for run in list_runs(runs_dir) if run.has_model]
+    predictors = [Predictor.from_run(run) for run in runs]
     images = [load_image(photo.read_bytes(), photo.name).image for photo in photos]
     return forward_cpu_per_image(predictors, images, repeats), len(predictors), sorted({p.image_size for p in predictors})
 
@@ -299,12 +319,13 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))]
 
 
-def report(result: LoadResult, forward: tuple[float, int, list[int]] | None, sequential: bool) -> str:
+def report(result: LoadResult, forward: tuple[float, int, list[int]] | None, sequential: bool,
+           expected: int = ANSWERS) -> str:
     lat = result.latencies
     kind = "uploads one after another (a fresh page each)" if sequential else "sessions uploading at the same moment"
     lines = [f"{result.sessions} {kind}; load average (1 min, other processes included): "
              f"{result.load_average[0]:.1f} at start, {result.load_average[1]:.1f} at end",
-             f"  answers per upload: {min(result.answers)}..{max(result.answers)} (expected {ANSWERS}); "
+             f"  answers per upload: {min(result.answers)}..{max(result.answers)} (expected {expected}); "
              f"exceptions: {sum(result.exceptions)}",
              f"  latency (s): median {statistics.median(lat):.2f}  p95 {percentile(lat, 95):.2f}  max {max(lat):.2f}"]
     if result.upload_cpu_s is not None:
@@ -330,7 +351,8 @@ def report(result: LoadResult, forward: tuple[float, int, list[int]] | None, seq
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs", help="the run store to serve")
+    parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs", help="the runs root to serve")
+    parser.add_argument("--experiment", help="the experiment whose live page is loaded (default: the newest)")
     parser.add_argument("--url", help="use this running server (http://127.0.0.1:PORT) instead of starting one")
     parser.add_argument("--pid", type=int, help="with --url: the server's process id, for its CPU and memory")
     parser.add_argument("--sessions", type=int, default=10, help="sessions uploading at the same moment")
@@ -349,19 +371,23 @@ def main(argv: list[str] | None = None) -> int:
         print("load.py: only a server on this machine (127.0.0.1) may be loaded", file=sys.stderr)
         return 1
     count = args.sequential or args.sessions
+    experiment, runs = experiment_runs(args.runs_dir, args.experiment)
     env = dict(item.split("=", 1) for item in args.env)
     with tempfile.TemporaryDirectory() as tmp:
         photos = make_photos(count + 1, Path(tmp))
         warmup, photos = photos[-1], photos[:-1]
         with (contextlib.nullcontext(Server(args.url.rstrip("/"), args.pid)) if args.url
               else serve(args.runs_dir, env)) as server:
-            result = run_load(server, photos, warmup, sequential=bool(args.sequential), timeout_s=args.timeout)
-        forward = None if args.no_forward else forward_cpu_seconds(args.runs_dir, photos[:10])
-    print(report(result, forward, bool(args.sequential)))
+            result = run_load(server, photos, warmup, experiment=experiment, sequential=bool(args.sequential),
+                              answers=len(runs), timeout_s=args.timeout)
+        forward = None if args.no_forward else forward_cpu_seconds(runs, photos[:10])
+    print(f"experiment {experiment}: {len(runs)} models")
+    print(report(result, forward, bool(args.sequential), len(runs)))
     if args.json:
-        args.json.write_text(json.dumps({**asdict(result), "env": env, "forward_cpu_s": forward and forward[0]},
+        args.json.write_text(json.dumps({**asdict(result), "experiment": experiment, "models": len(runs), "env": env,
+                                         "forward_cpu_s": forward and forward[0]},
                                         indent=2))
-    return 0 if all(a >= ANSWERS for a in result.answers) and not any(result.exceptions) else 1
+    return 0 if all(a >= len(runs) for a in result.answers) and not any(result.exceptions) else 1
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ session gets every model's answer, no exception); the figures belong in docs/ben
 """
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -19,12 +20,21 @@ pytestmark = pytest.mark.skipif(not Path(load.CHROMIUM).exists(),
                                 reason=f"{load.CHROMIUM} is missing (apt-get install chromium)")
 
 
-def test_four_simultaneous_uploads_each_get_all_six_answers(demo_runs, tmp_path):
-    photos = load.make_photos(5, tmp_path)
-    with load.serve(demo_runs) as server:
-        result = load.run_load(server, photos[:4], photos[4], timeout_s=300)
-    assert result.sessions == 4 and len(result.latencies) == 4
-    assert result.answers == [load.ANSWERS] * 4
-    assert result.exceptions == [0] * 4
-    assert result.upload_cpu_s is not None and result.upload_cpu_s > 0
-    assert result.rss_after_mb > result.rss_start_mb  # the models were loaded: the stats read the server
+def test_four_simultaneous_uploads_each_get_all_six_answers(demo_store, tmp_path, capsys):
+    figures = tmp_path / "load.json"
+    assert load.main(["--runs-dir", str(demo_store), "--experiment", "demo", "--sessions", "4",
+                      "--timeout", "300", "--json", str(figures)]) == 0
+    result = json.loads(figures.read_text())
+    assert result["experiment"] == "demo" and result["models"] == load.ANSWERS
+    assert result["sessions"] == 4 and len(result["latencies"]) == 4
+    assert result["answers"] == [load.ANSWERS] * 4
+    assert result["exceptions"] == [0] * 4
+    assert result["upload_cpu_s"] > 0 and result["forward_cpu_s"] > 0
+    assert result["rss_after_mb"] > result["rss_start_mb"]  # the models were loaded: the stats read the server
+    printed = capsys.readouterr().out
+    assert "experiment demo: 6 models" in printed and "server CPU per upload / forward passes" in printed
+
+
+def test_an_unknown_experiment_is_named_with_the_ones_there_are(demo_store):
+    with pytest.raises(SystemExit, match="no experiment nosuch under .* found: demo"):
+        load.main(["--runs-dir", str(demo_store), "--experiment", "nosuch"])

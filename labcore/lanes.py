@@ -1,0 +1,135 @@
+"""Train runs side by side in worker processes ("lanes"), where one run leaves cores idle.
+
+At the demo's 64 px a run keeps about one core busy: much of its time is TensorFlow tracing
+its steps (Python, one thread) and ops too small to spread over cores. The runs are
+independent (each seeds itself, builds its own model and, if pretrained, its own backbone's
+pretext weights), so on a 2-core machine two of them side by side finish in about half the
+wall time, with the same results. Each lane is a fresh process (`spawn`: TensorFlow does not
+survive a fork) that trains its runs one after another and sends its progress lines to the
+parent, which prints them.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import pickle
+import queue
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from labcore.estimate import PlanEstimate, duration
+from labcore.settings import RUNS, Settings
+
+# How many lanes a profile uses when --jobs is left out (on a machine with the cores, no GPU).
+PROFILE_JOBS = {"demo": 2}
+
+
+class LaneFailed(RuntimeError):
+    """A lane's process died without saying why (killed, out of memory)."""
+
+
+def auto_jobs(profile: str, cpus: int | None, gpus: int) -> int:
+    """Lanes for --jobs left out: the profile's, at most one per core; one with a GPU, where
+    each process would claim the whole GPU's memory."""
+    if gpus:
+        return 1
+    return max(1, min(PROFILE_JOBS.get(profile, 1), cpus or 1))
+
+
+def split_lanes(plan: PlanEstimate, jobs: int) -> list[list[str]]:
+    """The plan's runs in `jobs` lanes of about equal estimated time: longest run first, each
+    to the lane with the least so far; within a lane, the plan's order. No empty lane."""
+    loads = [0.0] * min(jobs, len(plan.runs))
+    lanes: list[list[str]] = [[] for _ in loads]
+    for run in sorted(plan.runs, key=lambda r: r.seconds, reverse=True):
+        k = loads.index(min(loads))
+        lanes[k].append(run.run_id)
+        loads[k] += run.seconds
+    order = [r.run_id for r in plan.runs]
+    return [sorted(lane, key=order.index) for lane in lanes]
+
+
+def lanes_message(plan: PlanEstimate, lanes: list[list[str]]) -> str:
+    longest = max(sum(plan.run(r).seconds for r in lane) for lane in lanes)
+    return (f"{len(lanes)} runs at a time, in {len(lanes)} processes ("
+            + "; ".join(" then ".join(lane) for lane in lanes)
+            + f"): about {duration(longest)} on the clock if the lanes do not slow each other")
+
+
+def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path, plan: PlanEstimate,
+                   progress: Callable[[str], None] = print) -> None:
+    """Train each lane in its own process; returns when all are done. The first lane to fail
+    stops the others (their unfinished runs resume on the next start) and its error is raised
+    here as it was raised there."""
+    context = multiprocessing.get_context("spawn")
+    messages = context.Queue()
+    threads = max(1, (os.cpu_count() or 1) // len(lanes))
+    workers = []
+    for number, lane in enumerate(lanes, 1):
+        lane_plan = replace(plan, runs=[r for r in plan.runs if r.run_id in lane], actual={})
+        worker = context.Process(target=_lane, name=f"lane-{number}", daemon=True,
+                                 args=(lane, settings, str(experiment), lane_plan, threads, messages))
+        worker.start()
+        workers.append(worker)
+    running = set(range(len(workers)))
+    try:
+        while running:
+            try:
+                number, kind, payload = messages.get(timeout=1.0)
+            except queue.Empty:
+                for k in list(running):  # a lane that died without a word (killed, out of memory)
+                    if not workers[k].is_alive() and messages.empty():
+                        raise LaneFailed(f"the process training {', '.join(lanes[k])} ended "
+                                         f"with exit code {workers[k].exitcode} before it finished")
+                continue
+            if kind == "line":
+                progress(payload)
+            elif kind == "done":
+                running.discard(number)
+            else:  # "error": the exception the lane raised
+                raise payload
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.terminate()
+        for worker in workers:
+            worker.join(timeout=30)
+
+
+def _lane(run_ids: list[str], settings: Settings, experiment: str, plan: PlanEstimate, threads: int,
+          messages) -> None:
+    """A lane's process: train its runs one after another, reporting through `messages`."""
+    number = int(multiprocessing.current_process().name.rsplit("-", 1)[1]) - 1
+
+    def say(line: str) -> None:
+        messages.put((number, "line", line))
+
+    try:
+        import warnings
+
+        import tensorflow as tf
+
+        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")  # as train.py does
+
+        # The lanes share the cores: each takes its part, not every core.
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        from labcore.sources import load_source
+        from labcore.training import train_run
+
+        source = load_source(settings)
+        for run_id in run_ids:
+            say(f"== {run_id} (lane {number + 1}) ==")
+            start = time.perf_counter()
+            path = train_run(RUNS[run_id], settings, source, Path(experiment), say, plan=plan)
+            say(f"[{run_id}] done in {(time.perf_counter() - start) / 60:.1f} min -> {path}")
+        messages.put((number, "done", None))
+    except KeyboardInterrupt:
+        messages.put((number, "error", KeyboardInterrupt()))
+    except Exception as err:  # noqa: BLE001 - handed to the parent, which raises it
+        try:
+            pickle.dumps(err)
+        except Exception:  # noqa: BLE001 - it cannot travel as it is: its type and words can
+            err = RuntimeError(f"{type(err).__name__}: {err}")
+        messages.put((number, "error", err))
