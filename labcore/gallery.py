@@ -66,7 +66,7 @@ def run_pictures(predictor: Predictor, examples: Sequence[dict], width: int) -> 
         said = f"predicted {breed_name(pred.top5[0][0])} ({pred.top5[0][1]:.0%})" if pred.top5 else "masks only"
         out.append(Picture(picture, f"{truth}: {said}"))
         if heat is not None:
-            out.append(Picture(heat_overlay(example["image"], heat.maps[n], width=width),
+            out.append(Picture(heat_overlay(example["image"], heat.maps[n], cam.image_size, width=width),
                                f"Grad-CAM of {breed_name(int(heat.top[n]))}"))
     return out
 

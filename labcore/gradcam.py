@@ -87,10 +87,39 @@ def gradcam_for(predictor) -> GradCam | None:
     return _CACHE[predictor]
 
 
-def upsample(heat: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """A heat map [h, w] in 0..1 resized to (width, height) with bilinear smoothing."""
-    picture = Image.fromarray(heat.astype(np.float32), mode="F")
-    return np.asarray(picture.resize(size, Image.Resampling.BILINEAR), np.float32).clip(0, 1)
+def cell_centres(image_size: int, cells: int) -> np.ndarray:
+    """Where each cell of a `cells`-wide last feature map is centred, in input pixels (0 at the
+    picture's edge) of an `image_size`-wide input.
+
+    The backbones halve the picture with stride-2 layers padded like TF's "same" (Keras
+    applications' `correct_pad` does the same): on an even-sized input they pad one pixel more
+    after than before, so each output pixel sits half an input pixel further down/right. Over
+    five halvings cell j is centred at (j + 1)·32 − ½ px, not at (j + ½)·32 as a plain resize
+    of the map assumes: that resize draws every heat map half a cell up and to the left.
+    """
+    sizes = [image_size]
+    while sizes[-1] > cells:
+        sizes.append(-(-sizes[-1] // 2))
+    centre = np.arange(cells, dtype=np.float64)  # index of the pixel each cell is centred on
+    for size in reversed(sizes[:-1]):
+        centre = 2 * centre + (size % 2 == 0)
+    return centre + 0.5
+
+
+def _interpolation(cells: int, image_size: int, out: int) -> np.ndarray:
+    """[out, cells] weights: linear interpolation between cell centres at each output pixel's
+    centre, held flat beyond the first and last centre."""
+    where = (np.arange(out) + 0.5) * image_size / out
+    position = np.interp(where, cell_centres(image_size, cells), np.arange(cells))
+    return np.clip(1 - np.abs(position[:, None] - np.arange(cells)[None, :]), 0, 1)
+
+
+def upsample(heat: np.ndarray, size: tuple[int, int], image_size: int) -> np.ndarray:
+    """A heat map [h, w] in 0..1 of an `image_size` input, resized to (width, height) of the
+    same picture with each cell's value at its receptive field's centre (`cell_centres`)."""
+    rows = _interpolation(heat.shape[0], image_size, size[1])
+    cols = _interpolation(heat.shape[1], image_size, size[0])
+    return (rows @ heat.astype(np.float64) @ cols.T).astype(np.float32).clip(0, 1)
 
 
 def colourise(heat: np.ndarray) -> np.ndarray:
@@ -101,15 +130,16 @@ def colourise(heat: np.ndarray) -> np.ndarray:
     return (_ANCHORS[low] * (1 - frac) + _ANCHORS[low + 1] * frac).astype(np.uint8)
 
 
-def heat_overlay(image: Image.Image | np.ndarray, heat: np.ndarray, opacity: float = 0.5,
+def heat_overlay(image: Image.Image | np.ndarray, heat: np.ndarray, image_size: int, opacity: float = 0.5,
                  width: int | None = None) -> Image.Image:
-    """The picture with the heat map blended over it; the map is scaled to the picture."""
+    """The picture with the heat map (of the picture squeezed to `image_size`) blended over it;
+    the map is scaled to the picture."""
     picture = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image, np.uint8))
     picture = picture.convert("RGB")
     if width and picture.width != width:
         picture = picture.resize((width, max(1, round(picture.height * width / picture.width))),
                                  Image.Resampling.BILINEAR)
-    big = upsample(heat, picture.size)
+    big = upsample(heat, picture.size, image_size)
     colour = Image.fromarray(colourise(big))
     # Cold areas stay mostly photo: the blend weight grows with the heat.
     alpha = Image.fromarray((opacity * (0.25 + 0.75 * big) * 255).astype(np.uint8))
@@ -131,12 +161,13 @@ def gradcam_on(predictor, seen: Image.Image, shown: Image.Image, opacity: float 
     if cam is None:
         return None
     heat = cam(resize_for_model(seen, cam.image_size)[None])
-    return heat_overlay(shown, heat.maps[0], opacity, width), heat.seconds
+    return heat_overlay(shown, heat.maps[0], cam.image_size, opacity, width), heat.seconds
 
 
-def mass_in_mask(heat: np.ndarray, mask: np.ndarray) -> float:
-    """Share of the heat map's mass (scaled to the mask's size) that lies inside the mask."""
+def mass_in_mask(heat: np.ndarray, mask: np.ndarray, image_size: int) -> float:
+    """Share of the heat map (of an `image_size` input, scaled to the mask's size) that lies
+    inside the mask."""
     mask = np.asarray(mask).reshape(np.asarray(mask).shape[:2]) > 0
-    big = upsample(heat, (mask.shape[1], mask.shape[0]))
+    big = upsample(heat, (mask.shape[1], mask.shape[0]), image_size)
     total = float(big.sum())
     return float(big[mask].sum() / total) if total > 0 else float("nan")

@@ -56,7 +56,7 @@ def main() -> int:
           f"test accuracy {accuracy:.2f}; the pet covers {float(np.mean(test['mask'])):.3f} of the picture")
     for name, model in models.items():
         heat = GradCam(model, "tiny", size)(images)
-        masses = np.array([mass_in_mask(heat.maps[i], test["mask"][i]) for i in range(len(images))])
+        masses = np.array([mass_in_mask(heat.maps[i], test["mask"][i], size) for i in range(len(images))])
         print(f"  {name:<15} mass inside the pet {np.mean(np.nan_to_num(masses)):.3f} "
               f"(maps with no positive evidence: {int(np.isnan(masses).sum())} of {len(masses)})")
     return 0
