@@ -329,11 +329,12 @@ def measure_feature_cache(task: str, options: Options, work: Path) -> dict[str, 
 DEMO_QUICK_ARGS = ["--tiny-backbones", "--limit", "64", "--epochs", "2", "--image-size", "32"]
 
 
-def measure_demo(options: Options, runs_dir: Path) -> dict[str, Any]:
-    """`train.py --profile demo` from nothing (no runs, no pretext weights), in a child process:
-    its wall time, its CPU time (user + sys, less sensitive to other processes) and the
-    validation metrics its runs reach."""
-    args = [sys.executable, str(ROOT / "train.py"), "--profile", "demo", "--runs-dir", str(runs_dir)]
+def measure_demo(options: Options, runs_dir: Path, jobs: int) -> dict[str, Any]:
+    """`train.py --profile demo --jobs JOBS` from nothing (no runs, no pretext weights), in a
+    child process: its wall time, its CPU time (user + sys of it and its lanes' processes,
+    less sensitive to other processes) and the validation metrics its runs reach."""
+    args = [sys.executable, str(ROOT / "train.py"), "--profile", "demo", "--runs-dir", str(runs_dir),
+            "--jobs", str(jobs)]
     args += DEMO_QUICK_ARGS if options.quick else []
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -505,16 +506,21 @@ def render(figures: dict[str, Any]) -> str:
     else:
         out.append("  skipped (--skip-training)")
 
-    out += ["", "7. The demo profile, start to finish (train.py --profile demo, no runs or pretext weights yet)"]
-    demo = figures.get("demo")
-    if demo:
-        out.append(f"  {' '.join(demo['args'])}")
-        out.append(f"  wall {demo['wall_s']:.0f} s ({demo['wall_s'] / 60:.1f} min), CPU (user + sys) "
-                   f"{demo['cpu_s']:.0f} s")
-        for run_id, metrics in demo["val_metrics"].items():
-            shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()
-                              if k in ("label_accuracy", "bbox_mae", "mask_pixel_accuracy"))
-            out.append(f"    {run_id}: {shown}")
+    out += ["", "7. The demo profile, start to finish (train.py --profile demo, no runs or pretext weights yet), "
+                "one run at a time and in two lanes"]
+    demos = figures.get("demo")
+    if demos:
+        for demo in demos:
+            out.append(f"  {' '.join(demo['args'])}")
+            out.append(f"  wall {demo['wall_s']:.0f} s ({demo['wall_s'] / 60:.1f} min), CPU (user + sys) "
+                       f"{demo['cpu_s']:.0f} s")
+            for run_id, metrics in demo["val_metrics"].items():
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()
+                                  if k in ("label_accuracy", "bbox_mae", "mask_pixel_accuracy"))
+                out.append(f"    {run_id}: {shown}")
+        if len(demos) == 2:
+            out.append(f"  two lanes vs one: {demos[0]['wall_s'] / demos[1]['wall_s']:.2f}x on the clock, "
+                       f"{demos[1]['cpu_s'] / demos[0]['cpu_s']:.2f}x the CPU time")
     else:
         out.append("  not measured: --demo runs it (minutes)")
 
@@ -604,9 +610,11 @@ def run_benchmark(options: Options) -> dict[str, Any]:
                 figures["feature_cache"].append(measure_feature_cache(task, options, Path(work)))
                 keras.backend.clear_session()
     if options.demo:
-        log("the demo profile, start to finish (a child process)")
-        with tempfile.TemporaryDirectory() as runs:
-            figures["demo"] = measure_demo(options, Path(runs) / "runs")
+        figures["demo"] = []
+        for jobs in (1, 2):
+            log(f"the demo profile, start to finish, --jobs {jobs} (a child process)")
+            with tempfile.TemporaryDirectory() as runs:
+                figures["demo"].append(measure_demo(options, Path(runs) / "runs", jobs))
     log("peak memory (two child processes)")
     figures["memory"] = measure_memory(options)
     figures["targets"] = check_targets(figures)

@@ -4,14 +4,15 @@ At the demo's 64 px a run keeps about one core busy: much of its time is TensorF
 its steps (Python, one thread) and ops too small to spread over cores. The runs are
 independent (each seeds itself, builds its own model and, if pretrained, its own backbone's
 pretext weights), so on a 2-core machine two of them side by side finish in about half the
-wall time, with the same results. Each lane is a fresh process (`spawn`: TensorFlow does not
+wall time. Each lane keeps TensorFlow's own thread count, so its float sums are done in the
+same order as in one process and the results are the same to the bit (fewer threads per
+lane would be a little faster and drift like a run on another machine). Each lane is a fresh process (`spawn`: TensorFlow does not
 survive a fork) that trains its runs one after another and sends its progress lines to the
 parent, which prints them.
 """
 from __future__ import annotations
 
 import multiprocessing
-import os
 import pickle
 import queue
 import time
@@ -65,12 +66,11 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
     here as it was raised there."""
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
-    threads = max(1, (os.cpu_count() or 1) // len(lanes))
     workers = []
     for number, lane in enumerate(lanes, 1):
         lane_plan = replace(plan, runs=[r for r in plan.runs if r.run_id in lane], actual={})
         worker = context.Process(target=_lane, name=f"lane-{number}", daemon=True,
-                                 args=(lane, settings, str(experiment), lane_plan, threads, messages))
+                                 args=(lane, settings, str(experiment), lane_plan, messages))
         worker.start()
         workers.append(worker)
     running = set(range(len(workers)))
@@ -98,8 +98,7 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
             worker.join(timeout=30)
 
 
-def _lane(run_ids: list[str], settings: Settings, experiment: str, plan: PlanEstimate, threads: int,
-          messages) -> None:
+def _lane(run_ids: list[str], settings: Settings, experiment: str, plan: PlanEstimate, messages) -> None:
     """A lane's process: train its runs one after another, reporting through `messages`."""
     number = int(multiprocessing.current_process().name.rsplit("-", 1)[1]) - 1
 
@@ -109,12 +108,7 @@ def _lane(run_ids: list[str], settings: Settings, experiment: str, plan: PlanEst
     try:
         import warnings
 
-        import tensorflow as tf
-
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")  # as train.py does
-
-        # The lanes share the cores: each takes its part, not every core.
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
         from labcore.sources import load_source
         from labcore.training import train_run
 

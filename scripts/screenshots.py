@@ -4,7 +4,8 @@
 
 Serves the app with `streamlit run`, opens each page of one experiment (default: the newest) in
 headless Chromium (Debian's, through Playwright), waits until the page's script has finished,
-and saves a full-page PNG. On the live page it clicks the first example of the experiment.
+and saves a full-page PNG. On the live page it clicks the first example of the experiment, and shoots it again with
+the Grad-CAM heat maps on (live-gradcam.png).
 """
 from __future__ import annotations
 
@@ -79,6 +80,11 @@ def main() -> int:
                     wait_until_idle(page)
                 full_page_screenshot(page, args.out / f"{name}.png")
                 print(f"saved {args.out / f'{name}.png'}")
+                if name == "live":  # and once more with the Grad-CAM heat maps under the breed heads
+                    page.get_by_text("Grad-CAM heat maps").click()
+                    wait_until_idle(page)
+                    full_page_screenshot(page, args.out / "live-gradcam.png")
+                    print(f"saved {args.out / 'live-gradcam.png'}")
             browser.close()
     finally:
         server.terminate()
