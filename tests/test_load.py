@@ -36,5 +36,5 @@ def test_four_simultaneous_uploads_each_get_all_six_answers(demo_store, tmp_path
 
 
 def test_an_unknown_experiment_is_named_with_the_ones_there_are(demo_store):
-    with pytest.raises(SystemExit, match="no experiment nosuch under .* found: demo"):
+    with pytest.raises(SystemExit, match=r"no experiment nosuch under .* \(found: demo\)"):
         load.main(["--runs-dir", str(demo_store), "--experiment", "nosuch"])
