@@ -4,11 +4,11 @@ At the demo's 64 px a run keeps about one core busy: much of its time is TensorF
 its steps (Python, one thread) and ops too small to spread over cores. The runs are
 independent (each seeds itself, builds its own model and, if pretrained, its own backbone's
 pretext weights), so on a 2-core machine two of them side by side finish in about half the
-wall time. Each lane keeps TensorFlow's own thread count, so its float sums are done in the
-same order as in one process and the results are the same to the bit (fewer threads per
-lane would be a little faster and drift like a run on another machine). Each lane is a fresh process (`spawn`: TensorFlow does not
-survive a fork) that trains its runs one after another and sends its progress lines to the
-parent, which prints them.
+wall time. Each lane is a fresh process (`spawn`: TensorFlow does not survive a fork) that
+trains its runs one after another and sends its progress lines to the parent, which prints
+them. A lane keeps TensorFlow's own thread count, so it sums floats in the same order as one
+process does and its results are the same to the bit; with fewer threads per lane they drift
+apart, like runs on another machine.
 """
 from __future__ import annotations
 
