@@ -245,15 +245,20 @@ def _predictor(path: str, mtime: int, _run: Run) -> "Predictor":
 
     _keep_kernels_warm()
     loaded = Predictor.from_run(_run)
-    # Streamlit runs a full garbage collection after every script run; with TensorFlow and the
-    # models in memory it walked ~500k objects, 0.24 CPU-s per run, more than three 224 px
-    # forward passes. Those objects live as long as the models: moved out of the collector's
-    # sight once loaded, so each run's collection walks only what came after. Unfrozen and
-    # collected first, so a model this cache has let go (its cycles) is freed, not kept forever.
+    freeze_long_lived()
+    return loaded
+
+
+def freeze_long_lived() -> None:
+    """Streamlit runs a full garbage collection after every script run; with TensorFlow and
+    the models in memory it walked ~500k objects, 0.24 CPU-s per run, more than three 224 px
+    forward passes. Those objects live as long as the models: moved out of the collector's
+    sight once a model is loaded, so each run's collection walks only what came after.
+    Unfrozen and collected first, so a model the cache has let go (Keras models hold reference
+    cycles) is freed, not frozen forever."""
     gc.unfreeze()
     gc.collect()
     gc.freeze()
-    return loaded
 
 
 def _keep_kernels_warm() -> None:
