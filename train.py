@@ -14,7 +14,10 @@ import sys
 import warnings
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter out of the log
+# Keep TensorFlow's start-up chatter out of the log, its C++ "errors" too: on a machine without
+# a GPU driver it logs "failed call to cuInit: ... CUDA error" once per process (each lane one),
+# which is no error. A real failure still ends in a Python exception, which train.py reports.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from labcore.experiments import check_name  # noqa: E402
 from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings  # noqa: E402
