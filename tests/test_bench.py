@@ -63,7 +63,7 @@ def test_the_demo_profile_measure_times_a_whole_demo(tmp_path):
 
     options, _ = parse_args(["--quick", "--demo", "--runs-dir", str(tmp_path / "none")])
     demo = measure_demo(options, tmp_path / "runs", jobs=2)
-    assert positive(demo["wall_s"]) and positive(demo["cpu_s"]) and demo["args"][-2:] == ["--jobs", "2"]
+    assert positive(demo["wall_s"]) and positive(demo["cpu_s"]) and "--jobs 2" in " ".join(demo["args"])
     assert len(demo["val_metrics"]) == 6 and all("label_accuracy" in m or "mask_pixel_accuracy" in m
                                                  for m in demo["val_metrics"].values())
 
