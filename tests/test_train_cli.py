@@ -154,3 +154,30 @@ def test_the_estimate_comes_first_and_the_feature_cache_can_be_switched_off(tmp_
     assert "features ready" not in out  # every epoch ran the backbone on images
     config = json.loads(next((tmp_path / "runs").rglob("config.json")).read_text())
     assert config["settings"]["feature_cache"] is False and config["feature_cache"] is None
+
+
+def test_ctrl_c_stops_every_lane_in_one_line_and_the_same_command_resumes(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    args = [sys.executable, str(ROOT / "train.py"), *TINY_DEMO_ARGS, "--jobs", "2", "--runs-dir", str(tmp_path)]
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches the parent and both lanes.
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    seen = []
+    for line in proc.stdout:
+        seen.append(line)
+        if "epoch 1/2" in line:  # the lanes are training
+            os.killpg(proc.pid, signal.SIGINT)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in err, err[-2000:]
+    assert err.strip().splitlines()[-1] == "train.py: interrupted; run it again to resume the unfinished run"
+    assert any("runs at a time" in line for line in seen)
+    again = run_train(TINY_DEMO_ARGS + ["--jobs", "2"], tmp_path, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert sorted(p.name for p in (tmp_path / "demo").iterdir() if (p / "model.keras").exists()) == sorted(RUN_IDS)
