@@ -123,7 +123,7 @@ class Provenance:
     def short(self) -> str:
         data = {"synthetic": "drawn pets", "folder": "photos (folder)",
                 "oxford_iiit_pet": "photos (tfds)"}.get(self.dataset, self.dataset)
-        parts = [data, f"{self.image_size} px", f"{self.epochs} epochs", f"{self.weights} weights"]
+        parts = [data, f"{self.image_size} px", epochs_text(self.epochs), f"{self.weights} weights"]
         if self.finished:
             parts.append(self.finished[:10])
         return ", ".join(parts)
@@ -132,7 +132,11 @@ class Provenance:
         """'drawn pets (synthetic): 246 train, 62 val, 96 test images; 64 px; up to 6 epochs; ...'"""
         images = ", ".join(f"{n:,} {split}" for split, n in self.counts.items())
         return (f"{self.data}: {images or 'image counts unknown'} images; {self.image_size} px; "
-                f"up to {self.epochs} epochs; pretrained runs start from {self.weights} weights")
+                f"up to {epochs_text(self.epochs)}; pretrained runs start from {self.weights} weights")
+
+
+def epochs_text(n: int) -> str:
+    return f"{n} epoch" if n == 1 else f"{n} epochs"
 
 
 def not_comparable(p: Provenance) -> list[str]:
@@ -149,7 +153,7 @@ def not_comparable(p: Provenance) -> list[str]:
     if p.weights != "imagenet":
         reasons.append(f"pretrained runs start from {p.weights} weights, not ImageNet")
     if p.epochs < PROFILES["report"].epochs:
-        reasons.append(f"at most {p.epochs} epochs, not up to {PROFILES['report'].epochs}")
+        reasons.append(f"at most {epochs_text(p.epochs)}, not up to {PROFILES['report'].epochs}")
     if p.tiny:
         reasons.append("tiny stand-in backbones (for tests)")
     return reasons

@@ -28,6 +28,7 @@ def test_differences_name_each_setting_and_ignore_how_it_was_computed():
     (PROFILES["demo"], ["drawn pets", "64 px", "synthetic-pretext", "at most 6 epochs"]),
     (PROFILES["report"].with_overrides(dataset="folder", data_dir="/p"), ["150 of the dataset's 3,680 trainval"]),
     (PROFILES["report"].with_overrides(weights="synthetic-pretext"), ["synthetic-pretext weights, not ImageNet"]),
+    (PROFILES["report"].with_overrides(epochs=1), ["at most 1 epoch, not up to 50"]),
 ])
 def test_not_comparable_gives_every_reason_and_none_for_the_reports_settings(settings, expected):
     from labcore.experiments import Provenance
