@@ -96,6 +96,8 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # Progress as it happens, also into a pipe (`| tee train.log`, a notebook, a test reading it).
+    sys.stdout.reconfigure(line_buffering=True)
     # Our datasets are shuffled in tf.data; Keras' reminder about it is noise in the log.
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
