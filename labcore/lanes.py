@@ -15,6 +15,7 @@ from __future__ import annotations
 import multiprocessing
 import pickle
 import queue
+import signal
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -67,12 +68,18 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
     context = multiprocessing.get_context("spawn")
     messages = context.Queue()
     workers = []
-    for number, lane in enumerate(lanes, 1):
-        lane_plan = replace(plan, runs=[r for r in plan.runs if r.run_id in lane], actual={})
-        worker = context.Process(target=_lane, name=f"lane-{number}", daemon=True,
-                                 args=(lane, settings, str(experiment), lane_plan, messages))
-        worker.start()
-        workers.append(worker)
+    # A Ctrl-C while a lane's Python starts would print that lane's traceback: the lanes start
+    # with it ignored (inherited through exec) and take it back once inside `_lane`.
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        for number, lane in enumerate(lanes, 1):
+            lane_plan = replace(plan, runs=[r for r in plan.runs if r.run_id in lane], actual={})
+            worker = context.Process(target=_lane, name=f"lane-{number}", daemon=True,
+                                     args=(lane, settings, str(experiment), lane_plan, messages))
+            worker.start()
+            workers.append(worker)
+    finally:
+        signal.signal(signal.SIGINT, handler)
     running = set(range(len(workers)))
     try:
         while running:
@@ -106,6 +113,7 @@ def _lane(run_ids: list[str], settings: Settings, experiment: str, plan: PlanEst
         messages.put((number, "line", line))
 
     try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         import warnings
 
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")  # as train.py does
