@@ -165,9 +165,11 @@ def test_ctrl_c_stops_every_lane_in_one_line_and_the_same_command_resumes(tmp_pa
     from conftest import ROOT
 
     args = [sys.executable, str(ROOT / "train.py"), *TINY_DEMO_ARGS, "--jobs", "2", "--runs-dir", str(tmp_path)]
-    # Its own process group, as a terminal's foreground job: Ctrl-C reaches the parent and both lanes.
+    # Its own process group, as a terminal's foreground job: Ctrl-C reaches the parent and both
+    # lanes. A job started in the background of a shell inherits SIGINT ignored; a terminal's
+    # foreground job has it at its default, so the test gives it that.
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     seen = []
     for line in proc.stdout:
         seen.append(line)
