@@ -18,7 +18,7 @@ from labcore.data import test_indices
 from labcore.examples import showcase
 from labcore.experiments import Experiment, synthetic_warning
 from labcore.gradcam import gradcam_on
-from labcore.images import MAX_UPLOAD_MB, ImageError, Photo, load_image, prepare_photo
+from labcore.images import MAX_UPLOAD_MB, ImageError, Photo, prepare_photo
 from labcore.inference import Prediction, Predictor
 from labcore.plots import overlay
 from labcore.runs import Run
@@ -33,33 +33,31 @@ EXAMPLES = 4
 
 # --------------------------------------------------------------------------- cached work
 
-def example_files(experiment: Experiment) -> dict[str, bytes]:
+def example_files(experiment: Experiment) -> dict[str, tuple[bytes, bytes]]:
     """Example pictures from the experiment's own test split (photos for real-data experiments,
-    drawn pets for synthetic ones); none where its data is not on this machine."""
+    drawn pets for synthetic ones), by name: (the picture as PNG, its thumbnail as JPEG); none
+    where its data is not on this machine."""
     settings = settings_from_dict(experiment.settings)
     source = ui.source_or_none(settings)
     if source is None:
         return {}
     labels = source.labels["test"]
-    chosen = showcase(labels[test_indices(labels, settings)], EXAMPLES)
-    indices = tuple(int(test_indices(labels, settings)[k]) for k in chosen)
+    pool = test_indices(labels, settings)
+    indices = tuple(int(pool[k]) for k in showcase(labels[pool], EXAMPLES))
     return _encoded(source, ui.source_key(settings), indices)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _encoded(_source, source_key: str, indices: tuple[int, ...]) -> dict[str, bytes]:
+def _encoded(_source, source_key: str, indices: tuple[int, ...]) -> dict[str, tuple[bytes, bytes]]:
+    """Made once per process and set of examples."""
     files = {}
     for index, example in zip(indices, ui.examples(_source, source_key, "test", indices)):
+        picture = Image.fromarray(example["image"])
         buffer = io.BytesIO()
-        Image.fromarray(example["image"]).save(buffer, format="PNG")
-        files[f"test {index}: {breed_name(int(example['label']))}"] = buffer.getvalue()
+        picture.save(buffer, format="PNG")
+        files[f"test {index}: {breed_name(int(example['label']))}"] = (
+            buffer.getvalue(), jpeg(ImageOps.fit(picture, THUMB_SIZE)))
     return files
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def example_thumbnails(files: dict[str, bytes]) -> dict[str, bytes]:
-    """The examples' square thumbnails as JPEG, made once per process and set of examples."""
-    return {name: jpeg(ImageOps.fit(load_image(data, name).image, THUMB_SIZE)) for name, data in files.items()}
 
 
 @st.cache_resource(show_spinner=False, max_entries=CACHED_PHOTOS)
@@ -115,19 +113,18 @@ def photo_ui() -> tuple[bytes, str] | None:
         return upload.getvalue(), upload.name
     files = example_files(ui.current_experiment())
     chosen = examples_ui(files)
-    return (files[chosen], chosen) if chosen in files else None
+    return (files[chosen][0], chosen) if chosen in files else None
 
 
-def examples_ui(files: dict[str, bytes]) -> str | None:
+def examples_ui(files: dict[str, tuple[bytes, bytes]]) -> str | None:
     """Clickable example thumbnails; returns the chosen example's name."""
     if not files:
         return None
-    thumbnails = example_thumbnails(files)
     st.markdown("**No photo at hand? Click an example from this experiment's test split.**")
-    names = list(thumbnails)
+    names = list(files)
     for row_start in range(0, len(names), 4):
         for column, name in zip(st.columns(4), names[row_start:row_start + 4]):
-            column.image(thumbnails[name], output_format="JPEG")
+            column.image(files[name][1], output_format="JPEG")
             if column.button(name, key=f"live_example_{name}", width="stretch"):
                 st.session_state["live_example"] = name
                 st.session_state["live_nonce"] += 1  # clears the uploader so the example shows

@@ -4,7 +4,6 @@ Skips, saying why, where Chromium or Playwright is missing; CI installs both.
 """
 from __future__ import annotations
 
-import io
 import os
 import shutil
 import socket
@@ -93,15 +92,19 @@ def test_every_page_renders(page, server):
         assert_no_error(page)
 
 
-def test_upload_a_photo_and_see_a_breed(page, server, tmp_path):
-    image, _, _ = draw_pet(5, np.random.default_rng(1), size=200)
-    photo = tmp_path / "my_cat.jpg"
-    Image.fromarray(image).save(photo, format="JPEG")
-    page.goto(f"{server}/live")
+def upload_drawn_pet(page, url: str, photo: Path, label: int, seed: int) -> None:
+    """Open the live page at `url`, upload a drawn pet saved as `photo`, wait for every answer."""
+    image, _, _ = draw_pet(label, np.random.default_rng(seed), size=200)
+    Image.fromarray(image).save(photo)
+    page.goto(url)
     page.get_by_role("heading", name="Live inference").wait_for()
     page.locator("input[type=file]").set_input_files(str(photo))
-    page.get_by_text("my_cat.jpg").first.wait_for()
+    page.get_by_text(photo.name).first.wait_for()
     wait_until_idle(page)
+
+
+def test_upload_a_photo_and_see_a_breed(page, server, tmp_path):
+    upload_drawn_pet(page, f"{server}/live", tmp_path / "my_cat.jpg", label=5, seed=1)
     body = page.inner_text("body")
     assert any(breed_name(i) in body for i in range(len(BREEDS)))
     assert " ms" in body  # time per model
@@ -158,14 +161,7 @@ def test_grad_cam_toggle_draws_heat_maps_on_compare(page, server):
 
 
 def test_grad_cam_toggle_draws_heat_maps_for_an_upload(page, server, tmp_path):
-    image, _, _ = draw_pet(11, np.random.default_rng(3), size=200)
-    photo = tmp_path / "whose_coat.png"
-    Image.fromarray(image).save(photo, format="PNG")
-    page.goto(f"{server}/live?experiment=demo")
-    page.get_by_role("heading", name="Live inference").wait_for()
-    page.locator("input[type=file]").set_input_files(str(photo))
-    page.get_by_text("whose_coat.png").first.wait_for()
-    wait_until_idle(page)
+    upload_drawn_pet(page, f"{server}/live?experiment=demo", tmp_path / "whose_coat.png", label=11, seed=3)
     answers = page.locator("[data-testid='stImage']").count()
     page.get_by_text("Grad-CAM heat maps").click()
     page.get_by_text("Grad-CAM of multitask-pretrained's top breed").first.wait_for()
