@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import keras
 import numpy as np
@@ -27,7 +25,10 @@ import tensorflow as tf
 
 from labcore.features import uses_feature_cache
 from labcore.models import backbone_name, build_backbone, build_models
+from labcore.pretext import pretext_path
+from labcore.recipe import compile_model
 from labcore.settings import RUNS, TASK_OUTPUTS, Settings
+from labcore.timing import duration, timed
 
 TIMED_STEPS = 2  # per measure, after the first call (which traces)
 # A train step (forward, backward, update) costs about this many forward passes: the usual
@@ -63,8 +64,6 @@ class PlanEstimate:
     device: str
     measured_seconds: float  # what the estimate itself took
     method: str = "a few train steps"
-    started: float = field(default_factory=time.perf_counter)
-    actual: dict[str, float] = field(default_factory=dict)  # run id -> seconds it took, once finished
 
     @property
     def seconds(self) -> float:
@@ -72,20 +71,6 @@ class PlanEstimate:
 
     def run(self, run_id: str) -> RunEstimate | None:
         return next((r for r in self.runs if r.run_id == run_id), None)
-
-    def record(self, run_id: str, seconds: float) -> None:
-        self.actual[run_id] = seconds
-
-    def pace(self) -> float:
-        """Seconds taken per second estimated, over the finished runs (1 before any): it scales
-        the ETA of the runs still to come to how busy the machine turned out to be."""
-        estimated = sum(r.seconds for r in self.runs if r.run_id in self.actual)
-        return sum(self.actual.values()) / estimated if estimated > 0 else 1.0
-
-    def seconds_after(self, run_id: str) -> float:
-        """The estimated seconds of the runs that come after `run_id`."""
-        ids = [r.run_id for r in self.runs]
-        return sum(r.seconds for r in self.runs[ids.index(run_id) + 1:]) if run_id in ids else 0.0
 
     def message(self) -> str:
         parts = ", ".join(f"{r.run_id} {duration(r.seconds)}" for r in self.runs)
@@ -96,16 +81,6 @@ class PlanEstimate:
             text += (". A GPU takes a fraction of that; --profile quick (128 px, 1000 images, 5 epochs) "
                      "or --profile demo (synthetic, minutes) are the short ways")
         return text
-
-
-def duration(seconds: float) -> str:
-    """12s, 4 min 05s, 9 h 12 min."""
-    seconds = max(0.0, seconds)
-    if seconds < 60:
-        return f"{seconds:.0f}s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min {int(seconds % 60):02d}s"
-    return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
 def device_name() -> str:
@@ -126,19 +101,6 @@ def fake_batch(task: str, batch_size: int, image_size: int) -> tuple[np.ndarray,
     if "mask" in outputs:
         targets["mask"] = rng.integers(0, 2, (batch_size, image_size, image_size, 1)).astype(np.int32)
     return rng.uniform(0, 255, (batch_size, image_size, image_size, 3)).astype(np.float32), targets
-
-
-def timed(fn: Callable[[], Any]) -> tuple[float, float]:
-    """(seconds of the first call, median seconds of the next TIMED_STEPS calls)."""
-    start = time.perf_counter()
-    fn()
-    first = time.perf_counter() - start
-    steps = []
-    for _ in range(TIMED_STEPS):
-        start = time.perf_counter()
-        fn()
-        steps.append(time.perf_counter() - start)
-    return first, statistics.median(steps)
 
 
 @dataclass
@@ -162,8 +124,6 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     own. `train_steps`: time real train and validation steps; else only forward passes,
     pricing a train step at TRAIN_OVER_FORWARD forward passes (tracing a train step costs
     more than a short plan is worth)."""
-    from labcore.training import compile_model  # training imports this module
-
     outputs = TASK_OUTPUTS[task]
     start = time.perf_counter()
     backbone = build_backbone(backbone_name(task, settings), settings.image_size, weights=None)
@@ -171,11 +131,11 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     build = time.perf_counter() - start
     x, y = fake_batch(task, settings.batch_size, settings.image_size)
     forward = tf.function(lambda images: backbone(images, training=False), autograph=False)
-    forward_first, forward_s = timed(lambda: forward(x))
+    forward_first, forward_s = timed(lambda: forward(x), TIMED_STEPS)
     f = forward(x)
     if not train_steps:
         heads_forward = tf.function(lambda features: heads(features, training=False), autograph=False)
-        first, heads_s = timed(lambda: heads_forward(f))
+        first, heads_s = timed(lambda: heads_forward(f), TIMED_STEPS)
         times = TaskTimes(build, forward_s, forward_first, TRAIN_OVER_FORWARD * heads_s, heads_s,
                           (TRACE_TRAIN_OVER_FORWARD + 1) * first)
         if whole:
@@ -184,12 +144,12 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
         return times
     compile_model(heads, outputs, settings.learning_rate, settings.jit_compile)
     f = f.numpy()
-    train_first, heads_train = timed(lambda: heads.train_on_batch(f, y))
-    test_first, heads_test = timed(lambda: heads.test_on_batch(f, y))
+    train_first, heads_train = timed(lambda: heads.train_on_batch(f, y), TIMED_STEPS)
+    test_first, heads_test = timed(lambda: heads.test_on_batch(f, y), TIMED_STEPS)
     times = TaskTimes(build, forward_s, forward_first, heads_train, heads_test, train_first + test_first)
     if whole:
         compile_model(model, outputs, settings.learning_rate, settings.jit_compile)
-        times.whole_first, times.whole_train = timed(lambda: model.train_on_batch(x, y))
+        times.whole_first, times.whole_train = timed(lambda: model.train_on_batch(x, y), TIMED_STEPS)
     return times
 
 
@@ -226,8 +186,6 @@ def estimate_run(run_id: str, settings: Settings, counts: dict[str, int], times:
 
 
 def pretext_ready(backbone: str, settings: Settings, runs_dir: Path | None) -> bool:
-    from labcore.pretext import pretext_path
-
     return runs_dir is not None and pretext_path(backbone, settings, Path(runs_dir) / ".pretext").exists()
 
 

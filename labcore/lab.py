@@ -13,6 +13,7 @@ from typing import Callable
 
 from labcore.data import split_counts
 from labcore.estimate import estimate_plan
+from labcore.eta import PlanClock
 from labcore.experiments import differences, load_experiment, not_comparable, record_settings
 from labcore.lanes import lanes_message, split_lanes, train_in_lanes
 from labcore.runs import list_runs
@@ -89,12 +90,15 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     if jobs > 1 and len(todo) > 1:
         lanes = split_lanes(plan, jobs)
         progress(lanes_message(plan, lanes))
-        train_in_lanes(lanes, settings, experiment, plan, progress)
+        train_in_lanes(lanes, settings, experiment, PlanClock(plan, lanes, progress), progress)
         return todo
+    clock = PlanClock(plan, [todo], progress)
     for n, run_id in enumerate(todo, 1):
         progress(f"== run {n}/{len(todo)}: {run_id} ==")
+        clock.start(run_id)
         start = time.perf_counter()
-        path = train_run(RUNS[run_id], settings, source, experiment, progress, plan=plan)
+        path = train_run(RUNS[run_id], settings, source, experiment, progress, watch=clock.tick)
+        clock.finish(run_id, time.perf_counter() - start)
         progress(f"[{run_id}] done in {(time.perf_counter() - start) / 60:.1f} min -> {path}")
     return todo
 

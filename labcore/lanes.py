@@ -5,8 +5,8 @@ its steps (Python, one thread) and ops too small to spread over cores. The runs 
 independent (each seeds itself, builds its own model and, if pretrained, its own backbone's
 pretext weights), so on a 2-core machine two of them side by side finish in about half the
 wall time. Each lane is a fresh process (`spawn`: TensorFlow does not survive a fork) that
-trains its runs one after another and sends its progress lines to the parent, which prints
-them. A lane keeps TensorFlow's own thread count, so it sums floats in the same order as one
+trains its runs one after another and sends its news (lines, runs' starts, ticks and ends)
+to the parent, whose one PlanClock (`labcore.eta`) prints them with the plan's ETA. A lane keeps TensorFlow's own thread count, so it sums floats in the same order as one
 process does and its results are the same to the bit; with fewer threads per lane they drift
 apart, like runs on another machine.
 """
@@ -17,12 +17,13 @@ import pickle
 import queue
 import signal
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from labcore.estimate import PlanEstimate, duration
+from labcore.estimate import PlanEstimate
+from labcore.eta import PlanClock
 from labcore.settings import RUNS, Settings
+from labcore.timing import duration
 
 # How many lanes a profile uses when --jobs is left out (on a machine with the cores, no GPU).
 PROFILE_JOBS = {"demo": 2}
@@ -60,7 +61,7 @@ def lanes_message(plan: PlanEstimate, lanes: list[list[str]]) -> str:
             + f"): about {duration(longest)} on the clock if the lanes do not slow each other")
 
 
-def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path, plan: PlanEstimate,
+def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path, clock: PlanClock,
                    progress: Callable[[str], None] = print) -> None:
     """Train each lane in its own process; returns when all are done. The first lane to fail
     stops the others (their unfinished runs resume on the next start) and its error is raised
@@ -73,9 +74,8 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         for number, lane in enumerate(lanes, 1):
-            lane_plan = replace(plan, runs=[r for r in plan.runs if r.run_id in lane], actual={})
             worker = context.Process(target=_lane, name=f"lane-{number}", daemon=True,
-                                     args=(lane, settings, str(experiment), lane_plan, messages))
+                                     args=(lane, settings, str(experiment), messages))
             worker.start()
             workers.append(worker)
     finally:
@@ -93,6 +93,12 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
                 continue
             if kind == "line":
                 progress(payload)
+            elif kind == "start":
+                clock.start(payload)
+            elif kind == "tick":
+                clock.tick(payload)
+            elif kind == "finish":
+                clock.finish(*payload)
             elif kind == "done":
                 running.discard(number)
             else:  # "error": the exception the lane raised
@@ -105,7 +111,7 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
             worker.join(timeout=30)
 
 
-def _lane(run_ids: list[str], settings: Settings, experiment: str, plan: PlanEstimate, messages) -> None:
+def _lane(run_ids: list[str], settings: Settings, experiment: str, messages) -> None:
     """A lane's process: train its runs one after another, reporting through `messages`."""
     number = int(multiprocessing.current_process().name.rsplit("-", 1)[1]) - 1
 
@@ -123,9 +129,13 @@ def _lane(run_ids: list[str], settings: Settings, experiment: str, plan: PlanEst
         source = load_source(settings)
         for run_id in run_ids:
             say(f"== {run_id} (lane {number + 1}) ==")
+            messages.put((number, "start", run_id))
             start = time.perf_counter()
-            path = train_run(RUNS[run_id], settings, source, Path(experiment), say, plan=plan)
-            say(f"[{run_id}] done in {(time.perf_counter() - start) / 60:.1f} min -> {path}")
+            path = train_run(RUNS[run_id], settings, source, Path(experiment), say,
+                             watch=lambda tick: messages.put((number, "tick", tick)))
+            seconds = time.perf_counter() - start
+            messages.put((number, "finish", (run_id, seconds)))
+            say(f"[{run_id}] done in {seconds / 60:.1f} min -> {path}")
         messages.put((number, "done", None))
     except KeyboardInterrupt:
         messages.put((number, "error", KeyboardInterrupt()))

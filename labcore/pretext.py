@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from labcore.data import preprocess_images
 from labcore.models import build_backbone, set_bn_momentum
+from labcore.recipe import compile_pretext
 from labcore.settings import Settings
 from labcore.sources import HUES, synthetic_arrays
 
@@ -55,8 +56,7 @@ def pretext_weights(backbone: str, settings: Settings, cache_dir: Path,
     x = keras.layers.GlobalAveragePooling2D()(base.output)
     out = keras.layers.Dense(PRETEXT_CLASSES, activation="softmax")(x)
     model = keras.Model(base.input, out)
-    model.compile(keras.optimizers.Adam(settings.learning_rate), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
+    compile_pretext(model, settings.learning_rate)
     hist = model.fit(inputs, data["label"], batch_size=settings.batch_size,
                      epochs=settings.pretext_epochs, verbose=0, shuffle=True)
     progress(f"[pretext] {backbone}: accuracy {hist.history['accuracy'][-1]:.3f} "

@@ -1,4 +1,4 @@
-"""Fit one run with the report's optimizer, losses, metrics and callbacks, resumably.
+"""Fit one run with the report's recipe (`labcore.recipe`), resumably.
 
 A run is written under `<runs>/.partial/<run id>/` and renamed to `<runs>/<run id>/` only
 when everything is in it, so a run directory is either complete or absent. A killed run
@@ -18,6 +18,7 @@ import platform
 import shutil
 import time
 from contextlib import nullcontext
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
@@ -29,31 +30,64 @@ import tensorflow as tf
 from labcore import metrics as lab_metrics
 from labcore.breeds import write_confusion
 from labcore.data import make_splits
-from labcore.estimate import PlanEstimate, duration
 from labcore.features import FEATURES_DIR, cached_splits, uses_feature_cache
 from labcore.models import (backbone_layer, backbone_name, build_backbone, build_models, set_bn_momentum,
                             set_frozen)
 from labcore.pretext import pretext_weights
+from labcore.recipe import compile_model, early_stopping_settings, fine_tune_learning_rate, reduce_lr
 from labcore.runs import write_json
 from labcore.settings import RunSpec, Settings
 from labcore.sources import Source
+from labcore.timing import duration
 
 Progress = Callable[[str], None]
 BATCH_NOTE_SECONDS = 30.0
 
 
+@dataclass(frozen=True)
+class Tick:
+    """Where a run stands, sent at each epoch's end and, within a long epoch, every half
+    minute. Whoever watches the run (the plan, above this module) turns it into a progress
+    line with the clocks it knows; a Tick travels between processes (lanes) as it is."""
+
+    run_id: str
+    text: str  # what happened, without clocks: "epoch 3/6  loss 0.4100  val_loss 0.5200  (4.1s)"
+    elapsed: float  # seconds since the run started
+    epochs: int  # the run's epochs, fine-tuning included
+    epochs_done: int
+    fit_epochs: int  # the epoch the current fit ends at (fine-tuning epochs come after it)
+    epoch_pace: float | None  # seconds per epoch of this fit, after its first (which traces); None mid-epoch
+
+
+Watch = Callable[[Tick], None]
+
+
+def run_clock(tick: Tick) -> str:
+    """The run's own clock: elapsed and, at an epoch's end, the epochs left at this fit's pace
+    (an upper bound: early stopping may end sooner)."""
+    text = f"run {duration(tick.elapsed)}"
+    if tick.epoch_pace is not None:
+        text += f", ~{duration((tick.epochs - tick.epochs_done) * tick.epoch_pace)} left"
+    return text
+
+
+def print_ticks(progress: Progress) -> Watch:
+    """A watcher with no plan: each tick as a line with the run's own clock."""
+    return lambda tick: progress(f"[{tick.run_id}] {tick.text}  {run_clock(tick)}")
+
+
 class HistoryLog(keras.callbacks.Callback):
     """Per-epoch history (every loss and metric, lr, epoch_seconds) kept in a json file, so
-    a resumed run keeps the epochs it had already finished."""
+    a resumed run keeps the epochs it had already finished; it tells `watch` where the run is."""
 
     def __init__(self, path: Path, outputs: tuple[str, ...], progress: Progress, run_id: str, epochs: int,
-                 plan: PlanEstimate | None = None, started: float | None = None):
+                 watch: Watch, started: float | None = None):
         super().__init__()
         self.path, self.outputs, self.progress = path, outputs, progress
-        self.run_id, self.total, self.plan = run_id, epochs, plan
+        self.run_id, self.total, self.watch = run_id, epochs, watch
         self.started = time.perf_counter() if started is None else started
         self.history: dict[str, list[float]] = {}
-        self._fit_epochs: list[float] = []  # this fit's epoch times: the run's ETA comes from them
+        self._fit_epochs: list[float] = []  # this fit's epoch times: the run's pace comes from them
 
     def on_train_begin(self, logs=None):
         self._fit_epochs = []
@@ -75,8 +109,9 @@ class HistoryLog(keras.callbacks.Callback):
         if now - self._last_note >= BATCH_NOTE_SECONDS:
             self._last_note = now
             steps = self.params.get("steps") or "?"
-            self.progress(f"[{self.run_id}] epoch {self._epoch + 1}/{self.total}: batch {batch + 1}/{steps}, "
-                          f"loss {float((logs or {}).get('loss', float('nan'))):.4f}  {self.clock(now)}")
+            text = (f"epoch {self._epoch + 1}/{self.total}: batch {batch + 1}/{steps}, "
+                    f"loss {float((logs or {}).get('loss', float('nan'))):.4f}")
+            self.watch(self.tick(text, now, self._epoch, None))
 
     def on_epoch_end(self, epoch, logs=None):
         row = self.normalise(logs or {})
@@ -87,31 +122,13 @@ class HistoryLog(keras.callbacks.Callback):
         write_json(self.path, self.history)
         self._fit_epochs.append(row["epoch_seconds"])
         shown = "  ".join(f"{k} {row[k]:.4f}" for k in ("loss", "val_loss") if k in row)
-        self.progress(f"[{self.run_id}] epoch {epoch + 1}/{self.total}  {shown}  "
-                      f"({row['epoch_seconds']:.1f}s)  {self.clock(time.perf_counter(), epoch + 1)}")
-
-    def clock(self, now: float, epochs_done: int | None = None) -> str:
-        """Elapsed time and ETA of the run and, with a plan, of the plan. The ETA counts the
-        epochs left at the pace of this fit's epochs after the first (which traces), so it
-        is an upper bound: early stopping may end sooner."""
-        text = f"run {duration(now - self.started)}"
-        if epochs_done is None:
-            return text + (f", plan {duration(now - self.plan.started)}" if self.plan else "")
         pace = self._fit_epochs[1:] or self._fit_epochs
-        per_epoch = sum(pace) / len(pace)
-        estimate = self.plan.run(self.run_id) if self.plan else None
-        fit_epochs = self.params.get("epochs", self.total)
-        later = self.total - fit_epochs  # fine-tuning epochs after this fit
-        left = (fit_epochs - epochs_done) * per_epoch
-        if estimate:
-            left += later * estimate.fine_tune_epoch_seconds + estimate.evaluate_seconds
-        else:
-            left += later * per_epoch
-        text += f", ~{duration(left)} left"
-        if self.plan:
-            plan_left = left + self.plan.pace() * self.plan.seconds_after(self.run_id)
-            text += f"; plan {duration(now - self.plan.started)}, ~{duration(plan_left)} left"
-        return text
+        self.watch(self.tick(f"epoch {epoch + 1}/{self.total}  {shown}  ({row['epoch_seconds']:.1f}s)",
+                             time.perf_counter(), epoch + 1, sum(pace) / len(pace)))
+
+    def tick(self, text: str, now: float, epochs_done: int, pace: float | None) -> Tick:
+        return Tick(self.run_id, text, now - self.started, self.total, epochs_done,
+                    self.params.get("epochs", self.total), pace)
 
     def normalise(self, logs: dict) -> dict[str, float]:
         """Keras names a one-output model's metrics without the output's name; add it, so
@@ -175,12 +192,6 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         write_json(self.state_path, {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait})
 
 
-def compile_model(model: keras.Model, outputs: tuple[str, ...], learning_rate: float, jit_compile: bool) -> None:
-    losses, metric_objs = lab_metrics.compile_spec(outputs)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=losses, metrics=metric_objs,
-                  jit_compile=jit_compile)
-
-
 def weights_origin(spec: RunSpec, settings: Settings) -> str:
     """imagenet | synthetic-pretext | none: where the backbone's starting weights come from."""
     return "none" if spec.init == "scratch" else settings.weights
@@ -208,9 +219,10 @@ def make_model(spec: RunSpec, settings: Settings, runs_dir: Path,
 
 def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
               progress: Progress = print, extra_callbacks: list | None = None,
-              plan: PlanEstimate | None = None) -> Path:
-    """Fit, evaluate and store one run; returns its directory. With `plan` (the estimate of
-    the runs trained together), progress lines carry the plan's elapsed time and ETA."""
+              watch: Watch | None = None) -> Path:
+    """Fit, evaluate and store one run; returns its directory. Plain news goes to `progress`;
+    where the run stands (each epoch, and every half minute of a long one) goes to `watch`
+    as a Tick (default: a line with the run's own clock, through `progress`)."""
     runs_dir = Path(runs_dir)
     final = runs_dir / spec.run_id
     work = runs_dir / ".partial" / spec.run_id
@@ -247,13 +259,13 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
         fitted, train_data, val_data, backup = heads, cache.train, cache.val, "backup-heads"
 
     history_log = HistoryLog(work / "history.json", spec.outputs, progress, spec.run_id,
-                             settings.epochs + settings.fine_tune_epochs, plan=plan, started=started)
-    early = ResumableEarlyStopping(work, monitor="val_loss", patience=settings.early_stopping_patience)
+                             settings.epochs + settings.fine_tune_epochs, watch or print_ticks(progress),
+                             started=started)
+    early = ResumableEarlyStopping(work, **early_stopping_settings(settings))
     callbacks = [
         keras.callbacks.BackupAndRestore(str(work / backup)),
         history_log,
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", factor=settings.lr_factor,
-                                          patience=settings.lr_patience, min_lr=settings.min_lr),
+        reduce_lr(settings),
         early,
         keras.callbacks.TensorBoard(str(work / "logs")),
         *(extra_callbacks or []),
@@ -269,7 +281,7 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
         progress(f"[{spec.run_id}] fine-tuning the whole network for {settings.fine_tune_epochs} epochs")
         set_frozen(backbone_layer(model), False)
         model._initial_epoch = None  # left by BackupAndRestore; it would override initial_epoch
-        compile_model(model, spec.outputs, settings.learning_rate / 100, settings.jit_compile)
+        compile_model(model, spec.outputs, fine_tune_learning_rate(settings), settings.jit_compile)
         early.carry_over = True  # the stored model is the best epoch of both phases
         if fitted is not model and early.best_weights is not None:
             # Phase one fit the heads on cached features and ended on their best epoch; the whole
@@ -318,8 +330,6 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
     work.rename(final)
     if settings.mixed_precision:
         keras.mixed_precision.set_global_policy("float32")
-    if plan:
-        plan.record(spec.run_id, time.perf_counter() - started)
     return final
 
 

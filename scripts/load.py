@@ -302,7 +302,7 @@ def forward_cpu_seconds(runs: list, photos: list[Path], repeats: int = 3) -> tup
     median over `repeats` rounds of every photo; with the model count and their input sizes."""
     import tensorflow as tf
 
-    from labcore.bench import forward_cpu_per_image
+    from labcore.bench_inference import forward_cpu_per_image
     from labcore.images import load_image
     from labcore.inference import Predictor
     tf.get_logger().setLevel("ERROR")  # each Predictor traces its own function: no retracing warnings

@@ -59,7 +59,8 @@ def test_quick_benchmark_prints_every_figure(tmp_path):
 
 
 def test_the_demo_profile_measure_times_a_whole_demo(tmp_path):
-    from labcore.bench import measure_demo, parse_args
+    from labcore.bench import parse_args
+    from labcore.bench_training import measure_demo
 
     options, _ = parse_args(["--quick", "--demo", "--runs-dir", str(tmp_path / "none")])
     demo = measure_demo(options, tmp_path / "runs", jobs=2)
@@ -69,7 +70,8 @@ def test_the_demo_profile_measure_times_a_whole_demo(tmp_path):
 
 
 def test_benchmark_measures_the_runs_on_disk(tmp_path):
-    from labcore.bench import load_predictors, parse_args
+    from labcore.bench import parse_args
+    from labcore.bench_inference import load_predictors
     from labcore.models import build_backbone, build_model
     from labcore.settings import Settings
 

@@ -193,14 +193,25 @@ def test_a_killed_run_on_cached_features_resumes(tiny_settings, tmp_path):
     assert not (tmp_path / ".partial" / spec.run_id).exists()
 
 
-def test_progress_lines_carry_elapsed_time_and_eta(tiny_settings, tmp_path):
-    from labcore.estimate import estimate_plan
+def test_a_run_tells_its_watcher_where_it_stands_after_every_epoch(tiny_settings, tmp_path):
+    settings = tiny_settings.with_overrides(epochs=3, limit=64, early_stopping_patience=50)
+    ticks, lines = [], []
+    train_run(RUNS["segmentation-scratch"], settings, synthetic_source(64, seed=0), tmp_path, lines.append,
+              watch=ticks.append)
+    assert [t.epochs_done for t in ticks] == [1, 2, 3]
+    assert all(t.run_id == "segmentation-scratch" and t.epochs == t.fit_epochs == 3 for t in ticks)
+    assert [t.text.split()[:2] for t in ticks] == [["epoch", "1/3"], ["epoch", "2/3"], ["epoch", "3/3"]]
+    assert 0 < ticks[0].elapsed < ticks[1].elapsed < ticks[2].elapsed
+    assert all(t.epoch_pace > 0 for t in ticks)
+    assert not any("epoch " in line for line in lines)  # the ticks went to the watcher, not to the lines
 
-    settings = tiny_settings.with_overrides(epochs=3, limit=64)
-    plan = estimate_plan(["segmentation-scratch"], settings, {"train": 51, "val": 13, "test": 37}, tmp_path)
-    messages = []
-    train_run(RUNS["segmentation-scratch"], settings, synthetic_source(64, seed=0), tmp_path, messages.append, plan=plan)
-    epochs = [m for m in messages if "epoch " in m and "/3 " in m]
-    assert len(epochs) == 3
-    assert all(" left; plan " in m and m.endswith(" left") for m in epochs)
-    assert "run " in epochs[0] and "~" in epochs[-1]
+
+def test_without_a_watcher_each_tick_is_a_line_with_the_runs_clock():
+    from labcore.training import Tick, print_ticks
+
+    lines = []
+    watch = print_ticks(lines.append)
+    watch(Tick("detection-scratch", "epoch 2/6  loss 0.5000", 75.0, 6, 2, 6, 30.0))  # 4 epochs left at 30 s
+    watch(Tick("detection-scratch", "epoch 3/6: batch 4/9, loss 0.4000", 100.0, 6, 2, 6, None))  # mid-epoch
+    assert lines == ["[detection-scratch] epoch 2/6  loss 0.5000  run 1 min 15s, ~2 min 00s left",
+                     "[detection-scratch] epoch 3/6: batch 4/9, loss 0.4000  run 1 min 40s"]

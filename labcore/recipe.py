@@ -1,0 +1,44 @@
+"""The report's training recipe: optimizer, losses and metrics, and the callbacks' settings.
+
+Everything that fits a model uses it: `labcore.training` (the runs), `labcore.pretext` (the
+offline stand-in for ImageNet), `labcore.estimate` and the bench (which time the very steps
+a run takes). It sits below all of them and imports none of them.
+"""
+from __future__ import annotations
+
+import keras
+
+from labcore import metrics as lab_metrics
+from labcore.settings import Settings
+
+MONITOR = "val_loss"  # what ReduceLROnPlateau and EarlyStopping watch
+FINE_TUNE_LR_DIVISOR = 100  # fine-tuning the whole network starts at the learning rate / 100
+
+
+def optimizer(learning_rate: float) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate)
+
+
+def compile_model(model: keras.Model, outputs: tuple[str, ...], learning_rate: float, jit_compile: bool) -> None:
+    """The report's optimizer, losses and metrics for a model with these heads."""
+    losses, metric_objs = lab_metrics.compile_spec(outputs)
+    model.compile(optimizer=optimizer(learning_rate), loss=losses, metrics=metric_objs, jit_compile=jit_compile)
+
+
+def compile_pretext(model: keras.Model, learning_rate: float) -> None:
+    """The pretext classifier (one softmax head over the coats): the report's optimizer."""
+    model.compile(optimizer(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+
+
+def fine_tune_learning_rate(settings: Settings) -> float:
+    return settings.learning_rate / FINE_TUNE_LR_DIVISOR
+
+
+def reduce_lr(settings: Settings) -> keras.callbacks.ReduceLROnPlateau:
+    return keras.callbacks.ReduceLROnPlateau(monitor=MONITOR, factor=settings.lr_factor,
+                                             patience=settings.lr_patience, min_lr=settings.min_lr)
+
+
+def early_stopping_settings(settings: Settings) -> dict:
+    """Keyword arguments of the runs' EarlyStopping (which `labcore.training` makes resumable)."""
+    return {"monitor": MONITOR, "patience": settings.early_stopping_patience}
