@@ -7,7 +7,8 @@
 4. Training throughput of each architecture at batch 32.
 5. Peak memory of a process holding all six models, vs one that holds none.
 6. A pretrained run's epoch after the first, cached features vs images, for each backbone.
-7. With --demo: the whole `train.py --profile demo`, wall and CPU time.
+7. With --demo: the whole `train.py --profile demo`, wall and CPU time, against its estimate.
+8. With --estimate ARGS: any `train.py ARGS`, its wall time against the estimate it printed.
 
 Times are medians after warm-up. The runs being compared are interleaved (one of each per
 round), so a machine that gets busier half-way slows every contender alike: compare ratios
@@ -22,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -37,7 +39,7 @@ from labcore.bench_inference import (load_predictors, make_upload, measure_all_m
 from labcore.bench_options import Options, log  # noqa: E402
 from labcore.bench_report import check_targets, machine, render  # noqa: E402
 from labcore.bench_training import (measure_demo, measure_feature_cache, measure_input_pipeline,  # noqa: E402
-                                    measure_training)
+                                    measure_train_py, measure_training)
 from labcore.runs import default_runs_dir  # noqa: E402
 from labcore.settings import TASKS  # noqa: E402
 
@@ -65,6 +67,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, str | None]:
                                                     "(default 256; 64 with --quick)")
     p.add_argument("--demo", action="store_true", help="also time the whole demo profile (train.py --profile demo, "
                                                        "minutes; with --quick a tiny one)")
+    p.add_argument("--estimate", action="append", default=[], metavar="ARGS",
+                   help="also run `train.py ARGS` into a temporary runs folder and set its wall time against the "
+                        "estimate it printed first (repeatable), e.g. --estimate '--profile quick --dataset folder "
+                        "--data-dir DIR'")
+    p.add_argument("--train-py-only", action="store_true",
+                   help="measure only the whole train.py runs (--demo, --estimate): sections 7 and 8")
     p.add_argument("--quick", action="store_true",
                    help="a check that everything runs, in about a minute: tiny backbone, 64 px, few repeats; "
                         "its figures say nothing about the real models")
@@ -84,6 +92,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, str | None]:
         quick=quick,
         cache_images=args.cache_images or (64 if quick else 256),
         demo=args.demo,
+        estimate_args=[shlex.split(a) for a in args.estimate],
+        train_py_only=args.train_py_only,
     )
     if options.image_size < 32 or options.image_size % 32:
         p.error("--image-size must be a multiple of 32, at least 32 (the backbones downsample 32x)")
@@ -92,12 +102,30 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, str | None]:
 
 def run_benchmark(options: Options) -> dict[str, Any]:
     """Every measure, as one dict of figures (what `--json` writes)."""
+    figures: dict[str, Any] = {"machine": machine(), "options": {**vars(options), "runs_dir": str(options.runs_dir)}}
+    if not options.train_py_only:
+        figures.update(measure_parts(options))
+    if options.demo:
+        figures["demo"] = []
+        for jobs in (1, 2):
+            log(f"the demo profile, start to finish, --jobs {jobs} (a child process)")
+            with tempfile.TemporaryDirectory() as runs:
+                figures["demo"].append(measure_demo(options, Path(runs) / "runs", jobs))
+    figures["estimates"] = []
+    for args in options.estimate_args:
+        log(f"train.py {' '.join(args)} against its estimate (a child process)")
+        with tempfile.TemporaryDirectory() as runs:
+            figures["estimates"].append(measure_train_py(args, Path(runs) / "runs"))
+    figures["machine"]["load_at_end"] = os.getloadavg()[0]
+    return figures
+
+
+def measure_parts(options: Options) -> dict[str, Any]:
+    """Sections 1 to 6 and the targets."""
     upload = make_upload()
     log("loading or building the models")
     predictors, origin = load_predictors(options)
-    figures: dict[str, Any] = {"machine": machine(), "options": {**vars(options), "runs_dir": str(options.runs_dir)},
-                               "models": origin, "upload_bytes": len(upload)}
-    figures["inference"] = []
+    figures: dict[str, Any] = {"models": origin, "upload_bytes": len(upload), "inference": []}
     for predictor in predictors:
         log(f"one upload: {predictor.run_id}")
         figures["inference"].append(measure_one_upload(predictor, upload, options))
@@ -119,16 +147,9 @@ def run_benchmark(options: Options) -> dict[str, Any]:
                 log(f"pretrained epoch, cached vs uncached: {task}")
                 figures["feature_cache"].append(measure_feature_cache(task, options, Path(work)))
                 keras.backend.clear_session()
-    if options.demo:
-        figures["demo"] = []
-        for jobs in (1, 2):
-            log(f"the demo profile, start to finish, --jobs {jobs} (a child process)")
-            with tempfile.TemporaryDirectory() as runs:
-                figures["demo"].append(measure_demo(options, Path(runs) / "runs", jobs))
     log("peak memory (two child processes)")
     figures["memory"] = measure_memory(options)
     figures["targets"] = check_targets(figures)
-    figures["machine"]["load_at_end"] = os.getloadavg()[0]
     return figures
 
 

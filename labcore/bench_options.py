@@ -3,7 +3,7 @@ and its log, which goes to stderr so stdout holds only the table."""
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from labcore.settings import Settings
@@ -25,6 +25,8 @@ class Options:
     quick: bool
     cache_images: int = 256
     demo: bool = False
+    estimate_args: list[list[str]] = field(default_factory=list)  # train.py runs timed against their estimate
+    train_py_only: bool = False  # only the train.py runs (sections 7 and 8)
 
     @property
     def settings(self) -> Settings:

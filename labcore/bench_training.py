@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import resource
 import statistics
 import subprocess
@@ -25,7 +26,7 @@ from labcore.models import backbone_name, build_backbone, build_model, build_mod
 from labcore.recipe import compile_model
 from labcore.settings import TASK_OUTPUTS
 from labcore.sources import folder_source, synthetic_source
-from labcore.timing import timed
+from labcore.timing import parse_duration, timed
 
 PIPELINE_TASK = "multitask"  # every target (label, box, mask): the heaviest pipeline
 PIPELINE_SAMPLE_IMAGES = 2048  # images per timed pass: long enough that a busy moment averages out
@@ -136,24 +137,34 @@ def measure_feature_cache(task: str, options: Options, work: Path) -> dict[str, 
 # --------------------------------------------------------------------------- 7: the demo profile
 
 DEMO_QUICK_ARGS = ["--tiny-backbones", "--limit", "64", "--epochs", "2", "--image-size", "32"]
+ESTIMATE_LINE = re.compile(r"estimate: about (.+?) on the clock")
 
 
 def measure_demo(options: Options, runs_dir: Path, jobs: int) -> dict[str, Any]:
-    """`train.py --profile demo --jobs JOBS` from nothing (no runs, no pretext weights), in a
-    child process: its wall time, its CPU time (user + sys of it and its lanes' processes,
-    less sensitive to other processes) and the validation metrics its runs reach."""
-    args = [sys.executable, str(ROOT / "train.py"), "--profile", "demo", "--runs-dir", str(runs_dir),
-            "--jobs", str(jobs)]
-    args += DEMO_QUICK_ARGS if options.quick else []
+    """`train.py --profile demo --jobs JOBS` from nothing (no runs, no pretext weights): see
+    `measure_train_py`."""
+    return measure_train_py(["--profile", "demo", "--jobs", str(jobs), *(DEMO_QUICK_ARGS if options.quick else [])],
+                            runs_dir)
+
+
+def measure_train_py(train_args: list[str], runs_dir: Path) -> dict[str, Any]:
+    """`train.py ARGS --runs-dir RUNS_DIR` in a child process: its wall time, its CPU time
+    (user + sys of it and its lanes' processes, less sensitive to other processes), the
+    estimate it printed before training (and the wall time over it), and the validation
+    metrics its runs reach."""
+    args = [sys.executable, str(ROOT / "train.py"), *train_args, "--runs-dir", str(runs_dir)]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(args, capture_output=True, text=True, cwd=ROOT)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise RuntimeError(f"train.py --profile demo failed: {done.stderr[-2000:]}")
+        raise RuntimeError(f"train.py {' '.join(train_args)} failed: {done.stderr[-2000:]}")
+    found = ESTIMATE_LINE.search(done.stdout)
+    estimate = parse_duration(found.group(1)) if found else None
     # Wherever the run store puts them (runs/<run id>/ or runs/<experiment>/<run id>/).
     metrics = {path.parent.name: json.loads(path.read_text()).get("val", {})
                for path in sorted(runs_dir.rglob("metrics.json")) if ".partial" not in path.parts}
     return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "args": args[2:], "val_metrics": metrics}
+            "args": args[2:], "estimate_s": estimate, "wall_over_estimate": wall / estimate if estimate else None,
+            "val_metrics": metrics}

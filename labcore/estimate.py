@@ -3,20 +3,26 @@
 For each task, a freshly built model at the real image size (random weights: speed does not
 depend on them) times a few calls of its parts: the backbone's forward pass, a train and a
 validation step of the heads on its outputs, and, where a run needs it (scratch runs, the
-pretext pretraining, fine-tuning), a train step of the whole model. Tracing a train step takes
-long, so a first pass times forward passes only (a train step priced at 3 of them, its
-tracing at 12 forward traces); a plan that comes out longer than half an hour is timed again
-with real train steps. A run is then priced part by part: batches x seconds per batch (a
-frozen backbone's train step is its forward pass plus a heads step; cached runs pay the
-forward pass once), plus the first calls, which trace. Epochs are the maximum: EarlyStopping may end a run sooner, so the figure is an
-upper bound for a machine as busy as it was when measured.
+pretext pretraining, fine-tuning), a train step of the whole model, and the time to write its
+weights. Tracing a train step takes long, so a first pass times forward passes only (a train
+step and its first, tracing call priced at measured multiples of them: TRAIN_OVER_FORWARD and
+the rest below); a plan that comes out longer than half an hour is timed again with real
+train steps. A run is then priced part by part: batches x seconds per batch (a frozen
+backbone's train step is its forward pass plus a heads step; cached runs pay the forward pass
+once), plus the first calls, which trace, and the weights written each epoch and at the end.
+
+Runs side by side in lanes (`labcore.lanes`) share the cores: a run's steps, which keep
+`cores_busy` cores busy alone, get only a lane's share of them; tracing runs on one thread.
+Epochs are the maximum: EarlyStopping may end a run sooner, so the figure is an upper bound
+for a machine as busy as it was when measured.
 """
 from __future__ import annotations
 
 import math
 import os
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
@@ -28,15 +34,22 @@ from labcore.models import backbone_name, build_backbone, build_models
 from labcore.pretext import pretext_path
 from labcore.recipe import compile_model
 from labcore.settings import RUNS, TASK_OUTPUTS, Settings
-from labcore.timing import duration, timed
+from labcore.timing import cores_busy, duration, timed
 
 TIMED_STEPS = 2  # per measure, after the first call (which traces)
-# A train step (forward, backward, update) costs about this many forward passes: the usual
-# rule of thumb, used only for plans short enough that timing real train steps would not pay.
-TRAIN_OVER_FORWARD = 3.0
-# Tracing a train step (gradients, optimizer) takes far longer than tracing a forward pass:
-# here, EfficientNetB3 at 64 px, about 43 CPU-seconds against 3.4 (measured once, this machine).
-TRACE_TRAIN_OVER_FORWARD = 12.0
+# The ratios below turn forward passes into what a run pays, measured in CPU seconds at the
+# demo's 64 px with Keras' model.fit (docs/benchmarks.md, "The estimate"): a train step costs
+# 3.6 (MobileNetV3Small), 4.8 (MobileNetV3Large) and 5.5 (EfficientNetB3) forward passes of the
+# backbone and heads; fit's first train batch (tracing the step, gradients and optimizer, and
+# optimising the graph) 17.6, 19.3 and 18.7 first forward calls; its first validation 2.5, 1.8
+# and 1.4.
+TRAIN_OVER_FORWARD = 5.0
+TRACE_TRAIN_OVER_FORWARD = 18.0
+TRACE_TEST_OVER_FORWARD = 2.0
+# model.fit's first batch costs this many times train_on_batch's first call (the plan timed with
+# real train steps): fit traces its step inside a function over the dataset's iterator
+# (MobileNetV3Small, 64 px: 18.4 CPU seconds against 7.6).
+FIT_FIRST_OVER_TRAIN_ON_BATCH = 2.4
 TIME_TRAIN_STEPS_ABOVE = 1800.0  # seconds: plans estimated longer are re-timed with real train steps
 LONG_PLAN_SECONDS = 3600.0
 
@@ -44,18 +57,33 @@ LONG_PLAN_SECONDS = 3600.0
 @dataclass
 class RunEstimate:
     run_id: str
-    setup_seconds: float  # pretext pretraining where needed, building, the first (tracing) calls
+    setup_seconds: float  # building and the first (tracing) calls: one thread
     features_seconds: float  # the frozen backbone's one pass over train and val (cached runs)
     epoch_seconds: float  # train steps and validation of one epoch
     fine_tune_epoch_seconds: float
     evaluate_seconds: float  # val and test through the whole model, at the end
     epochs: int
     fine_tune_epochs: int
+    pretext_seconds: float = 0.0  # the pretext pretraining's steps, where its weights are not made yet
+    cores_busy: float = 1.0  # how many cores the run's steps keep busy when it runs alone
+
+    @property
+    def compute_seconds(self) -> float:
+        """The steps' part (many threads), as opposed to building and tracing (one thread)."""
+        return (self.pretext_seconds + self.features_seconds + self.epochs * self.epoch_seconds
+                + self.fine_tune_epochs * self.fine_tune_epoch_seconds + self.evaluate_seconds)
 
     @property
     def seconds(self) -> float:
-        return (self.setup_seconds + self.features_seconds + self.epochs * self.epoch_seconds
-                + self.fine_tune_epochs * self.fine_tune_epoch_seconds + self.evaluate_seconds)
+        """Alone on the machine."""
+        return self.setup_seconds + self.compute_seconds
+
+    def in_lanes(self, lanes: int, cores: int) -> float:
+        """Seconds with `lanes` runs side by side on `cores` cores: each lane gets its share of
+        the cores, so steps that keep more than that busy alone take longer; tracing (one
+        thread) does not, while there is a core per lane."""
+        share = cores / max(1, lanes)
+        return self.setup_seconds * max(1.0, 1.0 / share) + self.compute_seconds * max(1.0, self.cores_busy / share)
 
 
 @dataclass
@@ -64,6 +92,7 @@ class PlanEstimate:
     device: str
     measured_seconds: float  # what the estimate itself took
     method: str = "a few train steps"
+    cores: int = field(default_factory=lambda: os.cpu_count() or 1)
 
     @property
     def seconds(self) -> float:
@@ -72,11 +101,26 @@ class PlanEstimate:
     def run(self, run_id: str) -> RunEstimate | None:
         return next((r for r in self.runs if r.run_id == run_id), None)
 
-    def message(self) -> str:
+    def run_seconds(self, run_id: str, lanes: list[list[str]] | None = None) -> float:
+        """A run's seconds on the clock, alone or in one of `lanes` side by side."""
+        run = self.run(run_id)
+        if run is None:
+            return 0.0
+        return run.in_lanes(len(lanes), self.cores) if lanes and len(lanes) > 1 else run.seconds
+
+    def wall_seconds(self, lanes: list[list[str]] | None = None) -> float:
+        """Seconds on the clock: the runs one after another, or in `lanes` side by side, where
+        the longest lane sets the time."""
+        if not lanes or len(lanes) == 1:
+            return self.seconds
+        return max(sum(self.run_seconds(r, lanes) for r in lane) for lane in lanes)
+
+    def message(self, lanes: list[list[str]] | None = None) -> str:
         parts = ", ".join(f"{r.run_id} {duration(r.seconds)}" for r in self.runs)
-        text = (f"estimate: about {duration(self.seconds)} on {self.device} for {len(self.runs)} run(s) "
-                f"at most ({parts}; measured in {self.measured_seconds:.0f}s from {self.method} of each model; "
-                f"early stopping may end runs sooner, a busier machine is slower)")
+        at_a_time = f", {len(lanes)} at a time" if lanes and len(lanes) > 1 else ""
+        text = (f"estimate: about {duration(self.wall_seconds(lanes))} on the clock for {len(self.runs)} run(s) "
+                f"at most on {self.device}{at_a_time} (each alone: {parts}; measured in {self.measured_seconds:.0f}s "
+                f"from {self.method} of each model; early stopping may end runs sooner, a busier machine is slower)")
         if self.seconds > LONG_PLAN_SECONDS and not self.device.startswith("GPU"):
             text += (". A GPU takes a fraction of that; --profile quick (128 px, 1000 images, 5 epochs) "
                      "or --profile demo (synthetic, minutes) are the short ways")
@@ -115,6 +159,8 @@ class TaskTimes:
     heads_first: float
     whole_train: float | None = None  # a train step of the whole model, backbone trainable
     whole_first: float | None = None
+    cores_busy: float = 1.0  # how many cores a step keeps busy (its forward pass, measured)
+    save: float = 0.0  # writing the whole model's weights once (each epoch's backup, the final model)
 
 
 def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) -> TaskTimes:
@@ -132,12 +178,17 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     x, y = fake_batch(task, settings.batch_size, settings.image_size)
     forward = tf.function(lambda images: backbone(images, training=False), autograph=False)
     forward_first, forward_s = timed(lambda: forward(x), TIMED_STEPS)
+    busy = cores_busy(lambda: forward(x), TIMED_STEPS)
+    with tempfile.TemporaryDirectory() as folder:
+        save = time.perf_counter()
+        model.save_weights(Path(folder) / "timed.weights.h5")
+        save = time.perf_counter() - save
     f = forward(x)
     if not train_steps:
         heads_forward = tf.function(lambda features: heads(features, training=False), autograph=False)
         first, heads_s = timed(lambda: heads_forward(f), TIMED_STEPS)
         times = TaskTimes(build, forward_s, forward_first, TRAIN_OVER_FORWARD * heads_s, heads_s,
-                          (TRACE_TRAIN_OVER_FORWARD + 1) * first)
+                          (TRACE_TRAIN_OVER_FORWARD + TRACE_TEST_OVER_FORWARD) * first, cores_busy=busy, save=save)
         if whole:
             times.whole_train = TRAIN_OVER_FORWARD * (forward_s + heads_s)
             times.whole_first = TRACE_TRAIN_OVER_FORWARD * (forward_first + first)
@@ -146,10 +197,12 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     f = f.numpy()
     train_first, heads_train = timed(lambda: heads.train_on_batch(f, y), TIMED_STEPS)
     test_first, heads_test = timed(lambda: heads.test_on_batch(f, y), TIMED_STEPS)
-    times = TaskTimes(build, forward_s, forward_first, heads_train, heads_test, train_first + test_first)
+    times = TaskTimes(build, forward_s, forward_first, heads_train, heads_test,
+                      FIT_FIRST_OVER_TRAIN_ON_BATCH * (train_first + test_first), cores_busy=busy, save=save)
     if whole:
         compile_model(model, outputs, settings.learning_rate, settings.jit_compile)
-        times.whole_first, times.whole_train = timed(lambda: model.train_on_batch(x, y), TIMED_STEPS)
+        whole_first, times.whole_train = timed(lambda: model.train_on_batch(x, y), TIMED_STEPS)
+        times.whole_first = FIT_FIRST_OVER_TRAIN_ON_BATCH * whole_first
     return times
 
 
@@ -160,29 +213,33 @@ def estimate_run(run_id: str, settings: Settings, counts: dict[str, int], times:
     frozen = spec.init == "pretrained" and settings.freeze_backbone
     batches = {k: math.ceil(v / settings.batch_size) for k, v in counts.items()}
     validate = times.forward + times.heads_test  # a validation step of the whole model
-    evaluate = (batches["val"] + batches["test"]) * validate
+    # val and test through the whole model, then the model written
+    evaluate = (batches["val"] + batches["test"]) * validate + times.save
     setup = times.build + times.forward_first  # building, and tracing the evaluation's forward pass
+    trace_validation = TRACE_TEST_OVER_FORWARD * times.forward_first
     features = 0.0
     if frozen and uses_feature_cache(spec, settings):
         features = (batches["train"] + batches["val"]) * times.forward
         epoch = batches["train"] * times.heads_train + batches["val"] * times.heads_test
         setup += times.forward_first + times.heads_first
     elif frozen:
-        epoch = batches["train"] * (times.forward + times.heads_train) + batches["val"] * validate
-        setup += 2 * times.forward_first + times.heads_first
+        epoch = batches["train"] * (times.forward + times.heads_train) + batches["val"] * validate + times.save
+        setup += times.forward_first + trace_validation + times.heads_first
     else:
-        epoch = batches["train"] * times.whole_train + batches["val"] * validate
-        setup += times.whole_first + times.forward_first
+        epoch = batches["train"] * times.whole_train + batches["val"] * validate + times.save
+        setup += times.whole_first + trace_validation
     fine_tune_epoch = 0.0
     if frozen and settings.fine_tune_epochs:
-        fine_tune_epoch = batches["train"] * times.whole_train + batches["val"] * validate
-        setup += times.whole_first
+        fine_tune_epoch = batches["train"] * times.whole_train + batches["val"] * validate + times.save
+        setup += times.whole_first + trace_validation
+    pretext = 0.0
     if pretext_needed:
         # The pretext model (backbone, pooling, one Dense) steps about as fast as the whole model.
         steps = settings.pretext_epochs * math.ceil(settings.pretext_examples / settings.batch_size)
-        setup += times.whole_first + steps * times.whole_train
+        setup += times.whole_first
+        pretext = steps * times.whole_train
     return RunEstimate(run_id, setup, features, epoch, fine_tune_epoch, evaluate,
-                       settings.epochs, settings.fine_tune_epochs if frozen else 0)
+                       settings.epochs, settings.fine_tune_epochs if frozen else 0, pretext, times.cores_busy)
 
 
 def pretext_ready(backbone: str, settings: Settings, runs_dir: Path | None) -> bool:

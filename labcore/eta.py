@@ -33,10 +33,15 @@ class PlanClock:
         self.actual[run_id] = seconds
         self.last.pop(run_id, None)
 
+    def estimated(self, run_id: str) -> float:
+        """The run's estimated seconds on the clock, in these lanes."""
+        return self.plan.run_seconds(run_id, self.lanes)
+
     def pace(self) -> float:
         """Seconds taken per second estimated, over the finished runs (1 before any)."""
-        estimated = sum(self.plan.run(r).seconds for r in self.actual if self.plan.run(r))
-        return sum(self.actual[r] for r in self.actual if self.plan.run(r)) / estimated if estimated > 0 else 1.0
+        finished = [r for r in self.actual if self.plan.run(r)]
+        estimated = sum(self.estimated(r) for r in finished)
+        return sum(self.actual[r] for r in finished) / estimated if estimated > 0 else 1.0
 
     def run_left(self, tick: Tick) -> float | None:
         """Seconds the ticking run has left: the rest of this fit at its pace, then fine-tuning
@@ -58,8 +63,7 @@ class PlanClock:
             for run_id in lane:
                 if run_id in self.actual:
                     continue
-                estimate = self.plan.run(run_id)
-                seconds = estimate.seconds * pace if estimate else 0.0
+                seconds = self.estimated(run_id) * pace
                 if run_id in self.last:
                     when, then_left = self.last[run_id]
                     left += max(0.0, then_left - (now - when))

@@ -86,13 +86,13 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     progress(f"experiment '{name}' in {experiment}")
     progress(f"data: {source.description}")
     plan = estimate_plan(todo, settings, split_counts(source, settings), experiment)
-    progress(plan.message())
-    if jobs > 1 and len(todo) > 1:
-        lanes = split_lanes(plan, jobs)
-        progress(lanes_message(plan, lanes))
+    lanes = split_lanes(plan, jobs) if jobs > 1 and len(todo) > 1 else [todo]
+    progress(plan.message(lanes))
+    if len(lanes) > 1:
+        progress(lanes_message(lanes))
         train_in_lanes(lanes, settings, experiment, PlanClock(plan, lanes, progress), progress)
         return todo
-    clock = PlanClock(plan, [todo], progress)
+    clock = PlanClock(plan, lanes, progress)
     for n, run_id in enumerate(todo, 1):
         progress(f"== run {n}/{len(todo)}: {run_id} ==")
         clock.start(run_id)

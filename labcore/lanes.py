@@ -23,7 +23,6 @@ from typing import Callable
 from labcore.estimate import PlanEstimate
 from labcore.eta import PlanClock
 from labcore.settings import RUNS, Settings
-from labcore.timing import duration
 
 # How many lanes a profile uses when --jobs is left out (on a machine with the cores, no GPU).
 PROFILE_JOBS = {"demo": 2}
@@ -54,11 +53,9 @@ def split_lanes(plan: PlanEstimate, jobs: int) -> list[list[str]]:
     return [sorted(lane, key=order.index) for lane in lanes]
 
 
-def lanes_message(plan: PlanEstimate, lanes: list[list[str]]) -> str:
-    longest = max(sum(plan.run(r).seconds for r in lane) for lane in lanes)
-    return (f"{len(lanes)} runs at a time, in {len(lanes)} processes ("
-            + "; ".join(" then ".join(lane) for lane in lanes)
-            + f"): about {duration(longest)} on the clock if the lanes do not slow each other")
+def lanes_message(lanes: list[list[str]]) -> str:
+    return (f"{len(lanes)} runs at a time, in {len(lanes)} processes: "
+            + "; ".join(" then ".join(lane) for lane in lanes))
 
 
 def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path, clock: PlanClock,

@@ -2,6 +2,7 @@
 takes (its first, tracing call apart from the rest) and durations as people read them."""
 from __future__ import annotations
 
+import re
 import statistics
 import time
 from typing import Any, Callable
@@ -29,3 +30,24 @@ def duration(seconds: float) -> str:
     if seconds < 3600:
         return f"{int(seconds // 60)} min {int(seconds % 60):02d}s"
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
+
+
+def parse_duration(text: str) -> float:
+    """The seconds `duration` wrote as `text` (to the second, or to the minute above an hour)."""
+    match = re.fullmatch(r"\s*(?:(\d+) h (\d+) min|(?:(\d+) min )?(\d+)s)\s*", text)
+    if not match:
+        raise ValueError(f"not a duration: {text!r}")
+    hours, minutes_h, minutes, seconds = match.groups()
+    if hours is not None:
+        return 3600.0 * int(hours) + 60.0 * int(minutes_h)
+    return 60.0 * int(minutes or 0) + int(seconds)
+
+
+def cores_busy(fn: Callable[[], Any], calls: int) -> float:
+    """How many cores `fn` keeps busy: this process's CPU seconds (every thread) over the wall
+    seconds of `calls` calls of an already traced `fn`; at least 1."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        fn()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return max(1.0, cpu / wall) if wall > 0 else 1.0

@@ -15,7 +15,7 @@ class FakeClock:
 def plan_of(seconds: dict[str, float], evaluate: float = 0.0) -> PlanEstimate:
     """Runs of two epochs each (setup = the rest), `evaluate` seconds of evaluation included."""
     runs = [RunEstimate(r, s - 2 * 10 - evaluate, 0, 10, 0, evaluate, 2, 0) for r, s in seconds.items()]
-    return PlanEstimate(runs, "this CPU (2 cores)", 1)
+    return PlanEstimate(runs, "this CPU (2 cores)", 1, cores=2)
 
 
 def epoch_tick(run_id: str, done: int, elapsed: float, pace: float, epochs: int = 2) -> Tick:
