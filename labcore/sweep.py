@@ -53,11 +53,13 @@ def _todo(run_ids: list[str], experiment: Path, force: bool) -> list[str]:
 
 
 def share_pretext(experiments: list[Path], tasks: list[str], settings: Settings,
-                  progress: Callable[[str], None]) -> None:
+                  progress: Callable[[str], None]) -> float:
     """Give every experiment the same pretext backbone of each task: found in any of them, else
-    made once, then hard-linked (copied where links cannot be made) into the others."""
+    made once, then hard-linked (copied where links cannot be made) into the others. Returns
+    the seconds it took."""
     from labcore.pretext import pretext_path, pretext_weights
 
+    start = time.perf_counter()
     for backbone in dict.fromkeys(backbone_name(task, settings) for task in tasks):
         paths = [pretext_path(backbone, settings, folder / ".pretext") for folder in experiments]
         have = next((p for p in paths if p.exists()), None)
@@ -75,6 +77,7 @@ def share_pretext(experiments: list[Path], tasks: list[str], settings: Settings,
                 os.link(have, path)
             except OSError:
                 shutil.copy2(have, path)
+    return time.perf_counter() - start
 
 
 def train_sweep(sizes: list[int], run_ids: list[str], settings: Settings, runs_root: Path, name: str,
@@ -83,7 +86,8 @@ def train_sweep(sizes: list[int], run_ids: list[str], settings: Settings, runs_r
     """Train `run_ids` once per size into `<runs_root>/<name>-n<size>/` (settings with
     limit=size); returns size -> the run ids trained. Finished experiments are skipped, an
     unfinished one resumes. Every size is checked (data size, settings of what is stored)
-    before anything trains; the estimate printed first covers every size still to train."""
+    before anything trains. The shared pretext backbones are made first; the estimate printed
+    next covers every size still to train and says what the pretext took."""
     runs_root = Path(runs_root)
     source = None if settings.dataset == "synthetic" else load_source(settings)  # synthetic: made per size
     sizes = check_sizes(sizes, settings, source)
@@ -99,8 +103,9 @@ def train_sweep(sizes: list[int], run_ids: list[str], settings: Settings, runs_r
              f"{len(sizes) - len(pending)} already finished")
     pretrained = sorted({RUNS[r].task for size in pending for r in plan_of[size][2]
                          if RUNS[r].init == "pretrained"})
+    pretext = 0.0  # made first, for every size: the estimate below then counts it as done
     if pretrained and settings.weights == "synthetic-pretext":
-        share_pretext([plan_of[size][1] for size in sizes], pretrained, settings, progress)
+        pretext = share_pretext([plan_of[size][1] for size in sizes], pretrained, settings, progress)
     plans: dict[int, PlanEstimate] = {}
     for size in pending:
         sized, experiment, todo = plan_of[size]
@@ -108,9 +113,10 @@ def train_sweep(sizes: list[int], run_ids: list[str], settings: Settings, runs_r
     if plans:
         any_plan = next(iter(plans.values()))
         parts = ", ".join(f"{sweep_name(name, s)} {duration(p.seconds)}" for s, p in plans.items())
+        made = f"; the shared pretext backbones took {duration(pretext)}" if pretext >= 1 else ""
         progress(f"sweep estimate: about {duration(sum(p.seconds for p in plans.values()))} on {any_plan.device} "
                  f"for {sum(len(p.runs) for p in plans.values())} run(s) in {len(plans)} experiment(s) at most "
-                 f"({parts}; measured in {sum(p.measured_seconds for p in plans.values()):.0f}s)")
+                 f"({parts}; measured in {sum(p.measured_seconds for p in plans.values()):.0f}s{made})")
     trained = {}
     for n, size in enumerate(sizes, 1):
         sized, experiment, todo = plan_of[size]
