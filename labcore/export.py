@@ -212,6 +212,11 @@ def sweep_for(runs: Sequence[Run]) -> Sweep | None:
 
 def efficiency_section(page: Page, runs: Sequence[Run], store: str) -> None:
     sweep = sweep_for(runs)
+    if sweep is None:
+        page.add('<p class="note">This experiment is not part of a sweep over training-set sizes (experiments '
+                 "that differ only in <code>--limit</code>); <code>python train.py ... --sweep-limit N1 N2 ...</code> "
+                 "trains one.</p>")
+        return
     page.add(f"<p>Sweep <b>{esc(sweep.name)}</b>: {esc(sweep.describe())}. Stars: the report's value on the full "
              f"dataset ({REPORT_TRAIN_IMAGES:,} training images).</p>")
     for task in TASKS:
@@ -240,16 +245,12 @@ SECTIONS = {
     "questions": ("The report's three questions, from these runs", questions_section),
     "efficiency": ("Data efficiency: pretrained against scratch by the number of training images", efficiency_section),
 }
-# Sections drawn only where they apply.
-APPLIES = {"efficiency": lambda runs: sweep_for(runs) is not None}
 
 
 def build_html(runs: Sequence[Run], title: str, store: str) -> str:
     """The whole export as one HTML string: one <section> per entry of SECTIONS."""
     page = Page()
     for key, (heading, draw) in SECTIONS.items():
-        if key in APPLIES and not APPLIES[key](runs):
-            continue
         page.add(f'<section id="{key}"><h2>{esc(heading)}</h2>')
         draw(page, runs, store)
         page.add("</section>")

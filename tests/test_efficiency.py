@@ -86,15 +86,16 @@ def test_the_reading_follows_the_lead():
     assert trend([(50, 0.10), (300, 0.11)]) == "about the same at every size"
 
 
-def test_the_export_has_the_curves_for_a_sweep_and_not_otherwise(sweep_store, demo_store, tmp_path, monkeypatch):
+def test_the_export_has_the_curves_for_a_sweep_and_a_note_otherwise(sweep_store, demo_store, tmp_path,
+                                                                    monkeypatch):
     # Only the cheap sections: the others load models and are tested in test_export.
     monkeypatch.setattr(export, "SECTIONS", {k: export.SECTIONS[k] for k in ("runs", "efficiency")})
-    for root, experiment, has_curves in ((sweep_store.root, "demo-n96", True), (demo_store, "demo", False)):
+    sections = {}
+    for root, experiment in ((sweep_store.root, "demo-n96"), (demo_store, "demo")):
         out = tmp_path / f"{experiment}.html"
         assert export.main(["--runs-dir", str(root), "--experiment", experiment, "-o", str(out)]) == 0
-        text = out.read_text()
-        assert '<section id="runs">' in text
-        assert ('<section id="efficiency">' in text) is has_curves
-    section = (tmp_path / "demo-n96.html").read_text().split('<section id="efficiency">')[1]
-    assert section.count('class="plot"') == 6 and section.count("Pretraining&#x27;s lead") == 3
-    assert "demo-n64, demo-n96" in section
+        sections[experiment] = out.read_text().split('<section id="efficiency">')[1].split("</section>")[0]
+    curves = sections["demo-n96"]
+    assert curves.count('class="plot"') == 6 and curves.count("Pretraining&#x27;s lead") == 3
+    assert "demo-n64, demo-n96" in curves
+    assert 'class="plot"' not in sections["demo"] and "not part of a sweep" in sections["demo"]
