@@ -53,6 +53,11 @@ def split_lanes(plan: PlanEstimate, jobs: int) -> list[list[str]]:
     return [sorted(lane, key=order.index) for lane in lanes]
 
 
+def plan_lanes(plan: PlanEstimate, jobs: int) -> list[list[str]]:
+    """The plan's runs in `jobs` lanes (split_lanes), or, with one job or one run, in one."""
+    return split_lanes(plan, jobs) if jobs > 1 and len(plan.runs) > 1 else [[r.run_id for r in plan.runs]]
+
+
 def lanes_message(lanes: list[list[str]]) -> str:
     return (f"{len(lanes)} runs at a time, in {len(lanes)} processes: "
             + "; ".join(" then ".join(lane) for lane in lanes))
