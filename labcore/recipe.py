@@ -23,11 +23,23 @@ def compile_model(model: keras.Model, outputs: tuple[str, ...], learning_rate: f
     """The report's optimizer, losses and metrics for a model with these heads."""
     losses, metric_objs = lab_metrics.compile_spec(outputs)
     model.compile(optimizer=optimizer(learning_rate), loss=losses, metrics=metric_objs, jit_compile=jit_compile)
+    build_optimizer(model)
 
 
 def compile_pretext(model: keras.Model, learning_rate: float) -> None:
     """The pretext classifier (one softmax head over the coats): the report's optimizer."""
     model.compile(optimizer(learning_rate), "sparse_categorical_crossentropy", metrics=["accuracy"])
+    build_optimizer(model)
+
+
+def build_optimizer(model: keras.Model) -> None:
+    """Make the optimizer's variables now. Without a distribution strategy, Keras makes them
+    inside the first traced train step, and TensorFlow then traces that step twice (once to
+    make the variables, once without): model.fit's first batch, most of a short run's time,
+    costs twice as much (MobileNetV3Small at 64 px: 19.0 CPU seconds, 9.6 built first; the
+    losses the same to the bit). Under a strategy, Keras builds it itself, in its scope."""
+    if getattr(model, "_distribute_strategy", None) is None:
+        model.optimizer.build(model.trainable_variables)
 
 
 def fine_tune_learning_rate(settings: Settings) -> float:

@@ -8,11 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 SECTIONS = ("1. One upload, per model", "2. All 6 models on one upload", "3. Training input pipeline",
             "4. Training throughput", "5. Peak memory", "6. Pretrained run, one epoch after the first",
-            "7. The demo profile", "Targets")
+            "7. The demo profile", "8. The estimate train.py prints first", "Targets")
 INFERENCE_FIGURES = ("e2e_ms", "predict_ms", "compiled_ms", "e2e_over_compiled", "predict_over_e2e",
                      "predict_over_compiled")
 
@@ -58,15 +60,21 @@ def test_quick_benchmark_prints_every_figure(tmp_path):
         assert ("OK" if target["met"] else "MISSED") in table
 
 
-def test_the_demo_profile_measure_times_a_whole_demo(tmp_path):
-    from labcore.bench import parse_args
-    from labcore.bench_training import measure_demo
-
-    options, _ = parse_args(["--quick", "--demo", "--runs-dir", str(tmp_path / "none")])
-    demo = measure_demo(options, tmp_path / "runs", jobs=2)
-    assert positive(demo["wall_s"]) and positive(demo["cpu_s"]) and "--jobs 2" in " ".join(demo["args"])
-    assert len(demo["val_metrics"]) == 6 and all("label_accuracy" in m or "mask_pixel_accuracy" in m
-                                                 for m in demo["val_metrics"].values())
+def test_the_bench_sets_a_whole_train_py_run_against_the_estimate_it_printed(tmp_path):
+    """--train-py-only --estimate ARGS: only section 8, a tiny demo in two lanes, its wall time
+    over the estimate train.py printed, and the metrics its runs reached."""
+    figures_path = tmp_path / "bench.json"
+    tiny_demo = "--profile demo --tiny-backbones --limit 64 --epochs 2 --image-size 32 --jobs 2"
+    done = subprocess.run([sys.executable, "-m", "labcore.bench", "--quick", "--train-py-only", "--estimate", tiny_demo,
+                           "--json", str(figures_path)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "8. The estimate train.py prints first" in done.stdout and "1. One upload" not in done.stdout
+    (run,) = json.loads(figures_path.read_text())["estimates"]
+    assert positive(run["wall_s"]) and positive(run["cpu_s"]) and positive(run["estimate_s"])
+    assert run["wall_over_estimate"] == pytest.approx(run["wall_s"] / run["estimate_s"])
+    assert f"wall / estimate {run['wall_over_estimate']:.2f}" in done.stdout
+    assert "--jobs 2" in " ".join(run["args"]) and len(run["val_metrics"]) == 6
+    assert all("label_accuracy" in m or "mask_pixel_accuracy" in m for m in run["val_metrics"].values())
 
 
 def test_benchmark_measures_the_runs_on_disk(tmp_path):
