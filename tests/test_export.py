@@ -1,4 +1,6 @@
 """The HTML export: one file, every section, opened in headless Chromium with the network blocked."""
+import html
+import json
 import re
 import shutil
 import subprocess
@@ -7,8 +9,25 @@ import sys
 import pytest
 
 from conftest import ROOT
-from labcore.export import SECTIONS, export_html
+from labcore.export import export_html
+from labcore.report import PRESETS
 from labcore.runs import list_runs
+from labcore.settings import RUN_IDS, RUNS
+
+# The sections a reader finds, in order: (id, heading).
+HEADINGS = [
+    ("provenance", "Provenance"),
+    ("runs", "The runs"),
+    ("report", "The report's numbers beside ours (validation)"),
+    ("curves", "Training curves of the presets"),
+    ("predictions", "Predictions on the same test images"),
+    ("breeds", "Per-breed results (test split)"),
+    ("questions", "The report's three questions, from these runs"),
+]
+PICTURES = 4  # test images per run and preset in the predictions section
+# The runs table's columns and the metrics.json entries they show.
+COLUMNS = {"label accuracy": "label_accuracy", "label top-5 accuracy": "label_top5_accuracy", "box MAE": "bbox_mae",
+           "box IoU": "bbox_iou", "mask pixel accuracy": "mask_pixel_accuracy", "mask mean IoU": "mask_miou"}
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -24,22 +43,57 @@ def exported(demo_store, tmp_path_factory):
     return out
 
 
+def section(text: str, key: str) -> str:
+    start = text.index(f'<section id="{key}">')
+    return text[start:text.index("</section>", start)]
+
+
 def test_the_export_is_one_self_contained_file(exported):
     text = exported.read_text()
-    assert text.count("<section") == len(SECTIONS)
+    assert re.findall(r'<section id="(\w+)"><h2>(.*?)</h2>', text) == [(k, html.escape(h)) for k, h in HEADINGS]
     # plotly.js is inlined exactly once; no script or picture comes from elsewhere.
     assert len(re.findall(r"<script[^>]*\bsrc=", text)) == 0
     assert text.count("plotly.js v") >= 1 and len(text) > 3_000_000
     # (plotly.js itself holds links, e.g. to plotly.com for its logo; the markup around it none.)
     markup = re.sub(r"<script[^>]*>.*?</script>", "", text, flags=re.S)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", markup)
-    assert text.count('src="data:image/jpeg;base64,') >= 4
+    # Each preset's two runs, each on the same test images: the prediction, and under a breed
+    # head its Grad-CAM.
+    predictions = section(text, "predictions")
+    assert re.findall(r"<h3>(.*?)</h3>", predictions) == [html.escape(name) for name in PRESETS]
+    drawn = re.findall(r'<div><h4>(.*?)</h4>((?:<figure>.*?</figure>)*)</div>', predictions)
+    expected = [run_id for pair in PRESETS.values() for run_id in pair]
+    assert [label.split(" (")[0] for label, _ in drawn] == expected
+    for (label, figures), run_id in zip(drawn, expected):
+        assert figures.count("<figure>") == PICTURES * (2 if "label" in RUNS[run_id].outputs else 1), label
+    assert text.count('src="data:image/jpeg;base64,') == sum(PICTURES * (2 if "label" in RUNS[r].outputs else 1)
+                                                            for r in expected)
     assert "Q1." in text and "Q2." in text and "Q3." in text
     assert "Most confused pairs" in text and "Grad-CAM of" in text
     assert "page-break-before: always" in text
     # The experiment's provenance, and why its numbers do not stand beside the report's.
     assert "Experiment <b>demo</b>: drawn pets (synthetic)" in text
     assert "<b>Not comparable</b> with the report's numbers: trained on drawn pets" in text
+
+
+def test_the_export_shows_each_runs_stored_metrics(exported, demo_runs):
+    text = exported.read_text()
+    tables = re.findall(r"<h3>Metrics on (validation|test split)</h3><table>(.*?)</table>", section(text, "runs"))
+    assert [name for name, _ in tables] == ["validation", "test split"]
+    for (_, table), split in zip(tables, ("val", "test")):
+        header = re.findall(r"<th>(.*?)</th>", table)
+        rows = {cells[0].split(" (")[0]: dict(zip(header, cells))
+                for cells in (re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", table))}
+        assert list(rows) == list(RUN_IDS)
+        for run_id in RUN_IDS:
+            stored = json.loads((demo_runs / run_id / "metrics.json").read_text())[split]
+            shown = {column: rows[run_id][column] for column, key in COLUMNS.items() if key in stored}
+            assert shown and shown == {column: f"{stored[COLUMNS[column]]:.4g}" for column in shown}, (split, run_id)
+    breeds = section(text, "breeds")
+    for run_id in RUN_IDS:
+        if "label" in RUNS[run_id].outputs:
+            accuracy = json.loads((demo_runs / run_id / "metrics.json").read_text())["test"]["label_accuracy"]
+            assert f"Breed accuracy {accuracy:.3f} over " in breeds.split(f"<h3>{run_id}")[1].split("<h3>")[0]
 
 
 def test_the_cli_says_what_is_wrong(demo_store, tmp_path):
@@ -83,7 +137,7 @@ def test_the_export_opens_offline_in_chromium_with_every_section(exported):
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.goto(exported.as_uri())
         page.wait_for_load_state("load")
-        for key in SECTIONS:
+        for key, _ in HEADINGS:
             assert page.locator(f"section#{key} h2").is_visible(), key
         # plotly drew its figures (its inlined script ran offline).
         page.locator(".plot .main-svg").first.wait_for(timeout=60_000)
