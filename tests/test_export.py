@@ -23,6 +23,7 @@ HEADINGS = [
     ("predictions", "Predictions on the same test images"),
     ("breeds", "Per-breed results (test split)"),
     ("questions", "The report's three questions, from these runs"),
+    ("efficiency", "Data efficiency: pretrained against scratch by the number of training images"),
 ]
 PICTURES = 4  # test images per run and preset in the predictions section
 # The runs table's columns and the metrics.json entries they show.
@@ -96,15 +97,43 @@ def test_the_export_shows_each_runs_stored_metrics(exported, demo_runs):
             assert f"Breed accuracy {accuracy:.3f} over " in breeds.split(f"<h3>{run_id}")[1].split("<h3>")[0]
 
 
-def test_the_cli_says_what_is_wrong(demo_store, tmp_path):
-    def export(*args):
-        return subprocess.run([sys.executable, "-m", "labcore.export", *args, "-o", str(tmp_path / "x.html")],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+def test_the_cli_says_what_is_wrong_in_one_line(demo_store, tmp_path):
+    from labcore.experiments import record_settings
+    from labcore.settings import PROFILES
 
-    nothing = export("--runs-dir", str(tmp_path / "none"))
-    assert nothing.returncode == 1 and "no experiments in" in nothing.stderr and "Traceback" not in nothing.stderr
-    wrong = export("--runs-dir", str(demo_store), "--experiment", "report")
-    assert wrong.returncode == 1 and "no experiment 'report'" in wrong.stderr and "there are: demo" in wrong.stderr
+    def export(*args, output=str(tmp_path / "x.html")):
+        result = subprocess.run([sys.executable, "-m", "labcore.export", *args, "-o", output],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        [line] = result.stderr.strip().splitlines()
+        return line
+
+    assert export("--runs-dir", str(tmp_path / "none")) == (
+        f"labcore.export: no experiments in {tmp_path / 'none'}; train some with `python train.py --profile demo`")
+    assert export("--runs-dir", str(demo_store), "--experiment", "report") == (
+        f"labcore.export: no experiment 'report' in {demo_store}; there are: demo")
+    record_settings(tmp_path / "empty" / "quick", "quick", PROFILES["quick"])  # settings, no finished run
+    assert export("--runs-dir", str(tmp_path / "empty")) == (
+        f"labcore.export: no finished runs in {tmp_path / 'empty' / 'quick'}")
+    assert not list(tmp_path.rglob("*.html"))
+
+
+def test_the_cli_defaults_to_the_newest_experiment_of_runs_into_lab_html(two_experiments, tmp_path):
+    """`python -m labcore.export` alone, where the README runs it: runs/ under the working
+    folder, the newest experiment (photos, trained after demo), lab.html beside it."""
+    import os
+
+    (tmp_path / "runs").symlink_to(two_experiments, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k != "PETLAB_RUNS_DIR"}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, "-m", "labcore.export"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.fullmatch(r"wrote lab\.html \(\d+\.\d MB, 2 runs\)\n", result.stdout)
+    text = (tmp_path / "lab.html").read_text()
+    assert "<title>Transfer learning on Oxford-IIIT Pet: photos</title>" in text
+    assert re.findall(r"<tr><td>([a-z-]+)</td>", section(text, "provenance")) == ["detection-scratch",
+                                                                                   "segmentation-scratch"]
 
 
 def test_old_runs_without_confusion_say_retrain(demo_runs_copy, tmp_path):

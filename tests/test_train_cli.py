@@ -165,6 +165,35 @@ def test_weights_dir_gives_the_backbone_keras_weight_files_and_init_keeps_the_pr
     assert all(np.array_equal(a, b) for a, b in zip(stored, expected))
 
 
+def test_seed_mask_classes_and_fine_tuning_from_the_command_line(demo_runs, tmp_path):
+    """--seed, --mask-classes and --fine-tune-epochs reach the stored run: its settings, its
+    data (drawn with the seed) and split, its mask head, and a second phase at 1/100 the rate."""
+    import numpy as np
+
+    from labcore.data import split_indices
+
+    result = run_train(["--profile", "demo", "--tiny-backbones", "--only", "multitask-pretrained", "--limit", "40",
+                        "--image-size", "32", "--epochs", "1", "--fine-tune-epochs", "1", "--mask-classes", "2",
+                        "--seed", "7", "--jobs", "1"], tmp_path / "runs", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[multitask-pretrained] fine-tuning the whole network for 1 epochs" in result.stdout
+    run = tmp_path / "runs" / "demo" / "multitask-pretrained"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["seed"], config["settings"]["seed"]) == (7, 7)
+    assert (config["settings"]["mask_classes"], config["settings"]["fine_tune_epochs"]) == (2, 1)
+    assert config["dataset"]["description"].startswith("synthetic drawn pets (seed 7, ")
+    assert json.loads((demo_runs / "multitask-pretrained" / "config.json").read_text())["seed"] == 42
+    labels = np.arange(40) % 37
+    assert [list(part) for part in split_indices(labels, 0.2, 7, 40)] != [
+        list(part) for part in split_indices(labels, 0.2, 42, 40)]  # the seed draws another split
+    [mask] = [layer for layer in stored_model_config(run / "model.keras")["config"]["layers"]
+              if layer["config"]["name"] == "mask"]
+    assert mask["config"]["filters"] == 2
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["loss"]) == len(history["val_loss"]) == 2  # one epoch of heads, one of fine-tuning
+    assert history["lr"][1] == pytest.approx(history["lr"][0] / 100)
+
+
 def test_two_lanes_train_what_one_process_trains(tmp_path):
     args = [*TINY_DEMO_ARGS, "--only", "detection-pretrained", "segmentation-scratch"]
     one = run_train([*args, "--jobs", "1"], tmp_path / "one", timeout=600)
