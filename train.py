@@ -14,13 +14,9 @@ import sys
 import warnings
 from pathlib import Path
 
-# Keep TensorFlow's start-up chatter out of the log, its C++ "errors" too: on a machine without
-# a GPU driver it logs "failed call to cuInit: ... CUDA error" once per process (each lane one),
-# which is no error. A real failure still ends in a Python exception, which train.py reports.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from labcore.experiments import check_name  # noqa: E402
-from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings  # noqa: E402
+# Importing labcore keeps TensorFlow's start-up chatter out of the log (labcore.quiet).
+from labcore.experiments import check_name
+from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
