@@ -16,4 +16,6 @@ navigation = st.navigation([
     st.Page("app_pages/6_breeds.py", url_path="breeds", title="Per-breed results", icon=":material/pets:"),
 ])
 ui.experiment_picker()
+ui.training_status()
+ui.warm_models()
 navigation.run()
