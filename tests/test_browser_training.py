@@ -1,7 +1,7 @@
 """Training the demo from the Overview, in the real app (`streamlit run`) and headless Chromium:
 the button starts train.py in the background, the page shows its progress and fills by itself,
 and a second tab's click starts no second training. The demo is made tiny by the test-only
-$PETLAB_DEMO_ARGS (tiny backbones, 32 px, two scratch runs, one in each lane)."""
+$PETLAB_DEMO_ARGS (tiny backbones, 32 px, two scratch runs, one after the other)."""
 from __future__ import annotations
 
 import os
@@ -19,7 +19,7 @@ from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
 sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 
-TINY_DEMO = "--tiny-backbones --image-size 32 --limit 64 --epochs 3 --only segmentation-scratch multitask-scratch"
+TINY_DEMO = "--tiny-backbones --image-size 32 --limit 64 --epochs 3 --jobs 1 --only segmentation-scratch multitask-scratch"
 BUTTON = "Train the demo here"
 
 
