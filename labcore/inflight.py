@@ -15,6 +15,7 @@ The app starts the demo here (`start_demo`) only for a browser on this machine (
 """
 from __future__ import annotations
 
+import atexit
 import fcntl
 import ipaddress
 import json
@@ -59,7 +60,9 @@ def claim(root: Path | str, command: Sequence[str] | None = None) -> None:
     root = Path(root)
     if str(root.resolve()) in _held:
         return
-    root.mkdir(parents=True, exist_ok=True)
+    if not root.is_dir():  # made for the lock: taken away again at exit if nothing else came of it
+        root.mkdir(parents=True)
+        atexit.register(_tidy, root)
     fd = os.open(root / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     for attempt in range(CLAIM_TRIES):
         try:
@@ -75,6 +78,17 @@ def claim(root: Path | str, command: Sequence[str] | None = None) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     _held[str(root.resolve())] = fd
+
+
+def _tidy(root: Path) -> None:
+    """A runs root this process made only to hold its lock (train.py refused its arguments, say)
+    is removed, so a refused command leaves nothing behind."""
+    try:
+        if [p.name for p in root.iterdir()] == [LOCK_FILE]:
+            (root / LOCK_FILE).unlink()
+            root.rmdir()
+    except OSError:
+        pass
 
 
 def holder(root: Path | str) -> dict | None:
@@ -198,11 +212,12 @@ def read_training(experiment: Path | str, now: float | None = None) -> Training 
                 runs.append(RunProgress(run_id, "finished", epochs, epochs, seconds))
                 continue
             history = read_json(experiment / ".partial" / run_id / "history.json")
-            losses = history.get("loss") if isinstance(history, dict) else None
+            history = history if isinstance(history, dict) else {}
+            losses, times = history.get("loss"), history.get("epoch_seconds")
             epochs_done = len(losses) if isinstance(losses, list) else 0
             if not running:
                 running = True
-                left += max(seconds * pace - (now - begun), 0.0)
+                left += _run_left(seconds * pace - (now - begun), epochs - epochs_done, times)
                 runs.append(RunProgress(run_id, "training", epochs_done, epochs, seconds))
             else:
                 left += seconds * pace
@@ -217,6 +232,15 @@ def read_training(experiment: Path | str, now: float | None = None) -> Training 
         state = "training" if alive else "stopped"
     return Training(experiment, state, pid, host, started, runs,
                     max(lane_left) if state == "training" and lane_left else None)
+
+
+def _run_left(by_estimate: float, epochs_left: int, epoch_seconds) -> float:
+    """A running run's seconds left: at the pace of its epochs after the first (which traces)
+    once it has two, else its estimate less the time it has run."""
+    paced = [t for t in epoch_seconds[1:] if isinstance(t, (int, float))] if isinstance(epoch_seconds, list) else []
+    if paced:
+        return max(epochs_left, 0) * sum(paced) / len(paced)
+    return max(by_estimate, 0.0)
 
 
 def _finished_at(run: Path) -> tuple[float, float] | None:

@@ -6,7 +6,8 @@ Serves the app on an empty runs root, clicks "Train the demo here" in headless C
 the Overview as train.py starts (training-starting.png), then, once the first run has finished
 and others are training, the Overview and Training histories (training-overview.png,
 training-histories.png) into docs/screenshots/. It leaves the training running (it is
-train.py in its own session): the runs root holds the whole demo a few minutes later.
+train.py in its own session): the runs root holds the whole demo a few minutes later. On a
+root that is being trained already, it starts nothing and takes the last two.
 """
 from __future__ import annotations
 
@@ -22,7 +23,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from screenshots import CHROMIUM_ARGS, ROOT, full_page_screenshot, wait_until_idle  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from labcore import inflight  # noqa: E402
+from screenshots import CHROMIUM_ARGS, ROOT, full_page_screenshot  # noqa: E402
 
 
 def main() -> int:
@@ -35,8 +38,9 @@ def main() -> int:
     if not chromium:
         print("training_screenshots.py: Debian's chromium is not installed (apt-get install chromium)", file=sys.stderr)
         return 1
-    if args.runs_dir.is_dir() and any(args.runs_dir.iterdir()):
-        print(f"training_screenshots.py: {args.runs_dir} is not empty", file=sys.stderr)
+    underway = inflight.holder(args.runs_dir) is not None  # shoot that one, start none
+    if not underway and args.runs_dir.is_dir() and any(args.runs_dir.iterdir()):
+        print(f"training_screenshots.py: {args.runs_dir} is neither empty nor being trained", file=sys.stderr)
         return 1
     env = {**os.environ, "PETLAB_RUNS_DIR": str(args.runs_dir)}
     server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -56,14 +60,17 @@ def main() -> int:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(900_000)
             page.goto(url)
-            page.get_by_role("button", name="Train the demo here").click()
-            page.get_by_text("Training experiment").first.wait_for()
-            full_page_screenshot(page, args.out / "training-starting.png")
-            page.get_by_text("runs in").first.wait_for()  # the Overview's table: a run has finished
+            if not underway:
+                page.get_by_role("button", name="Train the demo here").click()
+                page.get_by_text("Training experiment").first.wait_for()
+                full_page_screenshot(page, args.out / "training-starting.png")
+            page.get_by_text("of 6 runs in").first.wait_for()  # the Overview's table: a run has finished
             page.wait_for_timeout(4000)
             full_page_screenshot(page, args.out / "training-overview.png")
             page.goto(f"{url}/histories")
             page.get_by_text("in progress").first.wait_for()
+            page.locator("[data-testid='stPlotlyChart']").first.wait_for()
+            page.wait_for_timeout(4000)
             full_page_screenshot(page, args.out / "training-histories.png")
             browser.close()
     finally:

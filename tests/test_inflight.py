@@ -149,3 +149,12 @@ def test_every_page_shows_the_training_and_histories_draw_unfinished_runs(tmp_pa
              for trace in json.loads(chart.proto.spec)["data"]}
     assert "segmentation-scratch (in progress: 2 of 6 epochs)" in names
     assert "detection-scratch" in names  # the finished one, beside it
+
+
+def test_a_running_run_s_time_left_follows_its_epochs_once_it_has_two(tmp_path):
+    experiment = tmp_path / "runs" / "demo"
+    inflight.write_plan(experiment, fake_plan([["detection-scratch"]], epochs=6), [["detection-scratch"]])
+    (experiment / ".partial" / "detection-scratch").mkdir()
+    write_json(experiment / ".partial" / "detection-scratch" / "history.json",
+               {**history(2), "epoch_seconds": [100.0, 5.0]})  # the first epoch traces: not its pace
+    assert inflight.read_training(experiment).eta_seconds == pytest.approx(4 * 5.0)
