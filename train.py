@@ -19,7 +19,7 @@ from pathlib import Path
 # which is no error. A real failure still ends in a Python exception, which train.py reports.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from labcore.experiments import check_name  # noqa: E402
+from labcore.experiments import app_command, check_name  # noqa: E402
 from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings  # noqa: E402
 
 
@@ -132,8 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     print(summary(experiment, run_ids))
     if not trained:
         print("\nnothing to train: every run asked for is finished with these settings (--force retrains)")
-    print(f"\nruns are in {experiment}/; see them with: streamlit run app.py"
-          + ("" if args.runs_dir == "runs" else f" -- --runs-dir {args.runs_dir}"))
+    print(f"\nruns are in {experiment}/; see them with: {app_command(args.runs_dir)}")
     return 0
 
 

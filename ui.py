@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import streamlit as st
 
-from labcore.experiments import Experiment, list_experiments, store_signature, train_command
+from labcore.experiments import Experiment, demo_command, list_experiments, store_signature, train_command
 from labcore.report import PRESETS
 from labcore.runs import Run, default_runs_dir
 
@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     from labcore.sources import Source
 
 EXPERIMENT_KEY = "experiment"
-DEMO_COMMAND = "python train.py --profile demo"
 SHARED_PETS = Path(__file__).resolve().parent.parent / "shared" / "data" / "oxford-pets-3class"
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 
@@ -127,17 +126,16 @@ def other_provenance(runs: Sequence[Run]) -> None:
 
 def empty_state() -> None:
     root = runs_root()
-    where = "" if str(root) == "runs" else f" --runs-dir {root}"
     experiment = current_experiment()
     if experiment is None:
         st.info(f"No runs in **{escape(root)}** yet. Train the six demo runs (synthetic pets, no network, "
                 "a few minutes on a laptop CPU) with:")
-        st.code(DEMO_COMMAND + where, language="bash")
+        st.code(demo_command(root), language="bash")
         st.caption("Then reload this page. `python train.py --help` lists the real-data profiles.")
         return
     st.info(f"No finished runs in experiment **{escape(experiment.name)}** yet. Train them with:")
     st.code(train_command(experiment.settings, experiment.name, root) if experiment.settings
-            else DEMO_COMMAND + where, language="bash")
+            else demo_command(root), language="bash")
     if experiment.partial:
         st.caption(f"Started but not finished: {escape(', '.join(experiment.partial))} "
                    "(the same command resumes them).")
