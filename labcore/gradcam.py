@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import weakref
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -34,6 +35,21 @@ class HeatMaps:
     maps: np.ndarray  # float32 [N, h, w] in 0..1, at the backbone's feature-map resolution
     top: np.ndarray  # int [N]: the breed each map explains (the model's top breed)
     seconds: float  # wall time of the traced call, for the whole batch
+    empty: np.ndarray  # bool [N]: no cell holds evidence for the top breed, the map is all zero
+
+
+class CamOverlay(NamedTuple):
+    picture: Image.Image  # the heat map over the photo
+    seconds: float  # the traced call's wall time
+    empty: bool  # the map is all zero: the picture is the bare photo, and must not pass for a map
+
+
+NO_HEAT = "no heat: no part of the picture counts for this breed (every cell's evidence is zero or against it)"
+
+
+def cam_caption(run_id: str, seconds: float, empty: bool) -> str:
+    """The caption under a Grad-CAM picture; an empty map says so instead of passing for one."""
+    return f"Grad-CAM of {run_id}'s top breed · {seconds * 1000:.0f} ms" + (f" · {NO_HEAT}" if empty else "")
 
 
 class GradCam:
@@ -73,7 +89,7 @@ class GradCam:
         start = time.perf_counter()
         maps, top = self._heat(tf.convert_to_tensor(images, tf.float32))
         maps, top = maps.numpy(), top.numpy()
-        return HeatMaps(maps, top, time.perf_counter() - start)
+        return HeatMaps(maps, top, time.perf_counter() - start, ~(maps > 0).any(axis=(1, 2)))
 
 
 _CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
@@ -147,21 +163,22 @@ def heat_overlay(image: Image.Image | np.ndarray, heat: np.ndarray, image_size: 
 
 
 def gradcam_overlay(predictor, image: Image.Image, opacity: float = 0.5,
-                    width: int | None = None) -> tuple[Image.Image, float] | None:
-    """One upright RGB picture's Grad-CAM over it, and the seconds the heat map took
-    (the traced call only); None when the predictor's model has no breed head."""
+                    width: int | None = None) -> CamOverlay | None:
+    """One upright RGB picture's Grad-CAM over it, the seconds the heat map took (the traced
+    call only) and whether it is empty; None when the predictor's model has no breed head."""
     return gradcam_on(predictor, image, image, opacity, width)
 
 
 def gradcam_on(predictor, seen: Image.Image, shown: Image.Image, opacity: float = 0.5,
-               width: int | None = None) -> tuple[Image.Image, float] | None:
+               width: int | None = None) -> CamOverlay | None:
     """Grad-CAM of the picture the model sees (any size; squeezed to its input like a
     prediction), drawn over `shown`, the same picture at another size (e.g. for display)."""
     cam = gradcam_for(predictor)
     if cam is None:
         return None
     heat = cam(resize_for_model(seen, cam.image_size)[None])
-    return heat_overlay(shown, heat.maps[0], cam.image_size, opacity, width), heat.seconds
+    return CamOverlay(heat_overlay(shown, heat.maps[0], cam.image_size, opacity, width), heat.seconds,
+                      bool(heat.empty[0]))
 
 
 def mass_in_mask(heat: np.ndarray, mask: np.ndarray, image_size: int) -> float:
