@@ -257,7 +257,7 @@ def train_command(settings: dict[str, Any], experiment: str, root: Path | str | 
         words.append("--tiny-backbones")
     if experiment != s.profile:
         words += ["--name", experiment]
-    words += _runs_dir_words(root)
+    words += runs_dir_words(root)
     if only:
         words += ["--only", *only]
     return shlex.join(words)
@@ -265,15 +265,16 @@ def train_command(settings: dict[str, Any], experiment: str, root: Path | str | 
 
 def demo_command(root: Path | str | None = None) -> str:
     """The train.py command that trains the demo's six runs into `root`, shell-quoted."""
-    return shlex.join(["python", "train.py", "--profile", "demo", *_runs_dir_words(root)])
+    return shlex.join(["python", "train.py", "--profile", "demo", *runs_dir_words(root)])
 
 
 def app_command(root: Path | str | None = None) -> str:
     """The command that starts the app on the runs root `root`, shell-quoted."""
-    words = _runs_dir_words(root)
+    words = runs_dir_words(root)
     return shlex.join(["streamlit", "run", "app.py", *(["--", *words] if words else [])])
 
 
-def _runs_dir_words(root: Path | str | None) -> list[str]:
-    """`--runs-dir ROOT`, left out for the default root (`runs`)."""
+def runs_dir_words(root: Path | str | None) -> list[str]:
+    """`--runs-dir ROOT` as words of a command (join them with shlex.join), left out for the
+    default root (`runs`)."""
     return [] if root is None or str(root) == "runs" else ["--runs-dir", str(root)]

@@ -1,6 +1,6 @@
 """Screenshot every page of the app, as a person sees it, into docs/screenshots/.
 
-    PETLAB_RUNS_DIR=runs python scripts/screenshots.py [--experiment demo] [--port 8597]
+    PETLAB_RUNS_DIR=runs python scripts/screenshots.py [--experiment demo] [--port 8597] [--pages efficiency]
 
 Serves the app with `streamlit run`, opens each page of one experiment (default: the newest) in
 headless Chromium (Debian's, through Playwright), waits until the page's script has finished,
@@ -22,7 +22,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {"overview": "", "histories": "histories", "compare": "compare", "live": "live", "dataset": "dataset",
-         "breeds": "breeds"}
+         "breeds": "breeds", "efficiency": "efficiency"}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -50,6 +50,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8597)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--experiment", help="the experiment to show (default: the newest)")
+    parser.add_argument("--pages", nargs="+", choices=PAGES, default=list(PAGES), help="the pages to shoot (default: all)")
     args = parser.parse_args()
     chromium = shutil.which("chromium")
     if not chromium:
@@ -72,7 +73,7 @@ def main() -> int:
             page = browser.new_page(viewport={"width": 1600, "height": 1000})
             page.set_default_timeout(300_000)
             query = f"?experiment={args.experiment}" if args.experiment else ""
-            for name, path in PAGES.items():
+            for name, path in ((n, PAGES[n]) for n in args.pages):
                 page.goto(f"{url}/{path}{query}")
                 wait_until_idle(page)
                 if name == "live":

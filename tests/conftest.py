@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as labcore.quiet sets it
 
 import pytest  # noqa: E402
 
@@ -39,6 +39,7 @@ def demo_store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "runs"
     result = run_train(TINY_DEMO_ARGS, root)
     assert result.returncode == 0, result.stderr[-3000:]
+    (root.parent / "train.stderr").write_text(result.stderr)  # for the tests of what it printed
     return root
 
 
@@ -54,6 +55,25 @@ def demo_runs_copy(demo_store, tmp_path) -> Path:
     copy = tmp_path / "runs"
     shutil.copytree(demo_store, copy)
     return copy / "demo"
+
+
+@dataclass
+class SweepStore:
+    root: Path  # holds demo-n64 and demo-n96: the tiny demo's settings at --limit 64 and 96
+    resumed: subprocess.CompletedProcess  # the train.py --sweep-limit 64 96 that trained demo-n96
+
+
+@pytest.fixture(scope="session")
+def sweep_store(demo_store, tmp_path_factory) -> SweepStore:
+    """A tiny sweep over training-set sizes, made as a sweep interrupted after its first size is
+    finished: the demo experiment (--limit 64) copied as demo-n64, then `train.py ... --sweep-limit
+    64 96` trains what is missing. Tests must not modify it."""
+    root = tmp_path_factory.mktemp("sweep") / "runs"
+    shutil.copytree(demo_store / "demo", root / "demo-n64")
+    args = [a for a in TINY_DEMO_ARGS if a not in ("--limit", "64")]
+    resumed = run_train([*args, "--sweep-limit", "64", "96"], root)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return SweepStore(root, resumed)
 
 
 @pytest.fixture(scope="session")

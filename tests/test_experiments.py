@@ -7,6 +7,7 @@ import shutil
 import pytest
 
 import train
+from labcore.efficiency import sweep_command
 from labcore.experiments import (app_command, check_name, demo_command, differences, list_experiments,
                                  load_experiment, not_comparable, record_settings, store_signature, train_command)
 from labcore.settings import PROFILES, RUN_IDS
@@ -64,7 +65,7 @@ def test_train_command_gives_back_the_same_settings_through_train_py(settings, n
 
 
 @pytest.mark.parametrize("root", [AWKWARD_ROOT, "runs", None])
-def test_the_demo_and_app_commands_keep_an_awkward_runs_root_one_word(root):
+def test_the_demo_sweep_and_app_commands_keep_an_awkward_runs_root_one_word(root):
     demo = shlex.split(demo_command(root))
     assert demo[:2] == ["python", "train.py"]
     args = train.parse_args(demo[2:])
@@ -72,6 +73,8 @@ def test_the_demo_and_app_commands_keep_an_awkward_runs_root_one_word(root):
     app = shlex.split(app_command(root))
     assert app[:3] == ["streamlit", "run", "app.py"]
     assert app[3:] == ([] if root in ("runs", None) else ["--", "--runs-dir", root])
+    sweep = train.parse_args(shlex.split(sweep_command(root))[2:])
+    assert sweep.sweep_limit == [96, 192, 384] and sweep.runs_dir == (root or "runs")
 
 
 def test_names_are_plain_folder_names():
