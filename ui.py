@@ -142,8 +142,9 @@ def empty_state(offer_training: bool = False) -> None:
         if underway:
             st.info(f"A training has started in **{escape(root)}**: this page fills as its runs finish.")
             return
+        here = offer_training and may_train_here()
         st.info(f"No runs in **{escape(root)}** yet. Train the six demo runs (synthetic pets, no network, "
-                "a few minutes on a laptop CPU)" + (" here, or in a terminal:" if offer_training else ":"))
+                "a few minutes on a laptop CPU)" + (" here, or in a terminal:" if here else ":"))
         if offer_training:
             train_here_button(root)
         st.code(demo_command(root), language="bash")
