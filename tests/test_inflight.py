@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -163,3 +164,10 @@ def test_a_running_run_s_time_left_follows_its_epochs_once_it_has_two(tmp_path):
     write_json(experiment / ".partial" / "detection-scratch" / "history.json",
                {**history(2), "epoch_seconds": [100.0, 5.0]})  # the first epoch traces: not its pace
     assert inflight.read_training(experiment).eta_seconds == pytest.approx(4 * 5.0)
+
+
+def test_the_command_holding_the_root_is_shown_shell_quoted(tmp_path):
+    command = ["train.py", "--profile", "demo", "--runs-dir", "/srv/lab runs/o'brien"]
+    message = inflight.underway_message(tmp_path, {"command": command, "pid": 7})
+    shown = message[message.index(" (") + 2:message.index("); ")]
+    assert shlex.split(shown) == command
