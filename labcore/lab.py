@@ -15,6 +15,7 @@ from labcore.data import split_counts
 from labcore.estimate import PlanEstimate, estimate_plan
 from labcore.eta import PlanClock
 from labcore.experiments import differences, load_experiment, not_comparable, record_settings
+from labcore.inflight import write_plan
 from labcore.lanes import lanes_message, plan_lanes, train_in_lanes
 from labcore.runs import list_runs
 from labcore.settings import RUN_IDS, RUNS, Settings
@@ -92,6 +93,7 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
         plan = estimate_plan(todo, settings, split_counts(source, settings), experiment)
     lanes = plan_lanes(plan, jobs)
     progress(plan.message(lanes))
+    write_plan(experiment, plan, lanes)
     if len(lanes) > 1:
         progress(lanes_message(lanes))
         train_in_lanes(lanes, settings, experiment, PlanClock(plan, lanes, progress), progress)
