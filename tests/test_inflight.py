@@ -12,13 +12,13 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, run_train
 from labcore import inflight
+from labcore.estimate import PlanEstimate, RunEstimate
 from labcore.experiments import record_settings
 from labcore.runs import RUNS_DIR_ENV, write_json
 from labcore.settings import PROFILES
@@ -65,10 +65,10 @@ def test_one_training_at_a_time_per_root_and_a_dead_holder_blocks_nothing(holdin
         again.wait()
 
 
-def fake_plan(lanes: list[list[str]], epochs: int = 6):
-    """What write_plan reads of a PlanEstimate."""
-    runs = [SimpleNamespace(run_id=r, seconds=60.0, epochs=epochs, fine_tune_epochs=0) for lane in lanes for r in lane]
-    return SimpleNamespace(runs=runs)
+def fake_plan(lanes: list[list[str]], epochs: int = 6) -> PlanEstimate:
+    """A plan of 60-second runs (each keeps one core busy, so no slower side by side)."""
+    runs = [RunEstimate(r, 60.0, 0, 0, 0, 0, epochs, 0) for lane in lanes for r in lane]
+    return PlanEstimate(runs, "this CPU (2 cores)", 1.0, cores=2)
 
 
 def history(epochs: int) -> dict:
