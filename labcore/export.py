@@ -165,10 +165,11 @@ def predictions_section(page: Page, runs: Sequence[Run], store: str) -> None:
     for name, pair in presets_of(runs).items():
         page.add(f"<h3>{esc(name)}</h3>")
         try:
-            shown = preset_examples(pair, EXAMPLES, PICTURE_WIDTH, cache)
+            shown, caption = preset_examples(pair, EXAMPLES, PICTURE_WIDTH, cache)
         except GalleryUnavailable as err:
             page.add(f'<p class="note">{esc(err)}</p>')
             continue
+        page.add(f'<p class="note">{esc(caption)}.</p>')
         columns = []
         for run, pictures in zip(pair, shown):
             figures = "".join(f'<figure><img src="{data_uri(p.picture)}" alt="{esc(p.caption)}">'

@@ -17,6 +17,7 @@ from labcore.experiments import differences, load_experiment, not_comparable, re
 from labcore.lanes import lanes_message, split_lanes, train_in_lanes
 from labcore.runs import list_runs
 from labcore.settings import RUN_IDS, RUNS, Settings
+from labcore.showcase import ensure_showcase
 from labcore.sources import load_source
 from labcore.training import train_run
 
@@ -84,6 +85,7 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     source = load_source(settings)
     progress(f"experiment '{name}' in {experiment}")
     progress(f"data: {source.description}")
+    ensure_showcase(experiment, source, settings, progress)  # the test images the app shows without the data
     plan = estimate_plan(todo, settings, split_counts(source, settings), experiment)
     progress(plan.message())
     if jobs > 1 and len(todo) > 1:
