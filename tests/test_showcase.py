@@ -127,3 +127,17 @@ def test_synthetic_showcase_is_small(tmp_path):
     stored = showcase.load_showcase(tmp_path)
     assert len(stored.items) == 64 and len(set(stored.labels.tolist())) == 37
     assert showcase.size_on_disk(tmp_path / "showcase") < 10 * 2**20
+
+
+def test_a_moved_tensorflow_datasets_experiment_shows_its_showcase(tfds_pets, tmp_path):
+    from labcore.sources import tfds_source
+
+    settings = Settings(dataset="oxford_iiit_pet", data_dir=str(tfds_pets.data_dir), seed=2)
+    experiment = tmp_path / "exp"
+    experiment.mkdir()
+    showcase.ensure_showcase(experiment, tfds_source(str(tfds_pets.data_dir)), settings, progress=lambda line: None)
+    assert not showcase.experiment_images(experiment, settings).stored  # prepared here: the data itself
+    elsewhere = Settings(dataset="oxford_iiit_pet", data_dir=str(tmp_path / "no tfds here"), seed=2)
+    away = showcase.experiment_images(experiment, elsewhere)  # never a download from a page
+    assert away.stored and len(away.pool) == tfds_pets.folder.test
+    assert {int(ex["label"]) for ex in data.raw_examples(away.source, "test", away.pool)} == {0, 1, 5}
