@@ -114,9 +114,13 @@ def test_dataset_and_per_breed_render(page, server):
     body = open_page(page, f"{server}/dataset", "Dataset")
     assert STORED in body
     assert page.locator("[data-testid='stImage']").count() == 6  # all six stored images (8 asked)
-    assert page.locator(".js-plotly-plot").count() == 1
-    body = open_page(page, f"{server}/breeds", "Per-breed results")
-    assert page.locator(".js-plotly-plot").count() == 4  # bars and heat map per run
+    assert page.locator("[data-testid='stPlotlyChart']").count() == 1  # the class balance
+    open_page(page, f"{server}/breeds", "Per-breed results")
+    charts = page.locator("[data-testid='stPlotlyChart']")
+    assert charts.count() == 4  # bars and heat map per run
+    for n in range(4):  # plotly draws a chart once it is on screen
+        charts.nth(n).scroll_into_view_if_needed()
+        charts.nth(n).locator(".js-plotly-plot").wait_for()
     heat_rows = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
         .map(p => p.data[0]).filter(t => t.type === 'heatmap').map(t => t.y)""")
     assert heat_rows == [list(BREED_NAMES), list(BREED_NAMES)]
