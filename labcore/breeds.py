@@ -168,7 +168,7 @@ def confusion_figure(confusion: Confusion, title: str) -> "go.Figure":
     fig = go.Figure(go.Heatmap(z=z, x=columns, y=[names[i] for i in present], colorscale="Blues",
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="predicted breed", yaxis_title="true breed")
-    fig.update_xaxes(tickfont=dict(size=font), tickangle=-45 if len(columns) > 3 else 0, automargin=True)
+    fig.update_xaxes(tickfont=dict(size=font), tickangle=-45, automargin=True)
     fig.update_yaxes(tickfont=dict(size=font), autorange="reversed", automargin=True)
     projector_layout(fig, height=min(720, 320 + 12 * len(present)))
     return fig.update_layout(hovermode="closest", margin=dict(l=20, r=20, t=60, b=20))
