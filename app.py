@@ -14,6 +14,7 @@ navigation = st.navigation([
     st.Page("app_pages/4_live.py", url_path="live", title="Live inference", icon=":material/photo_camera:"),
     st.Page("app_pages/5_dataset.py", url_path="dataset", title="Dataset", icon=":material/photo_library:"),
     st.Page("app_pages/6_breeds.py", url_path="breeds", title="Per-breed results", icon=":material/pets:"),
+    st.Page("app_pages/7_efficiency.py", url_path="efficiency", title="Data efficiency", icon=":material/trending_up:"),
 ])
 ui.experiment_picker()
 navigation.run()

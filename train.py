@@ -20,6 +20,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from labcore.experiments import check_name  # noqa: E402
+from labcore.efficiency import sweep_name  # noqa: E402
 from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings  # noqa: E402
 
 
@@ -41,6 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, help="maximum epochs (EarlyStopping may end sooner)")
     p.add_argument("--image-size", type=int, help="square input size in pixels, a multiple of 32")
     p.add_argument("--limit", type=int, help="use at most this many trainval (and test) images, stratified")
+    p.add_argument("--sweep-limit", nargs="+", type=int, metavar="N",
+                   help="a sweep over training-set sizes: train one experiment per N, as --limit N, named "
+                        "NAME-nN, all else equal, one after another (the Data efficiency page draws them)")
     p.add_argument("--name", help="the experiment: runs go to RUNS_DIR/NAME/ (default: the profile's name). "
                                   "One experiment is one set of settings; use a new name for new settings")
     p.add_argument("--runs-dir", default=os.environ.get("PETLAB_RUNS_DIR", "runs"),
@@ -73,10 +77,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "fine_tune_epochs" else 1):
             p.error(f"--{flag.replace('_', '-')} must be positive")
+    if args.sweep_limit and min(args.sweep_limit) < 1:
+        p.error("--sweep-limit sizes must be positive")
+    if args.sweep_limit and args.limit is not None:
+        p.error("--sweep-limit sets --limit for each size: give one or the other")
     if args.dataset == "folder" and not args.data_dir:
         p.error("--dataset folder needs --data-dir PATH")
     args.name = args.name or args.profile
-    problem = check_name(args.name)
+    problem = check_name(sweep_name(args.name, max(args.sweep_limit)) if args.sweep_limit else args.name)
     if problem:
         p.error(problem)
     return args
@@ -107,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     from labcore.lanes import LaneFailed, auto_jobs
     from labcore.models import WeightsUnavailable
     from labcore.sources import DataUnavailable
+    from labcore.sweep import SweepRefused, sweep_summary, train_sweep
 
     settings = settings_from_args(args)
     run_ids = [r for r in (args.only or RUN_IDS) if args.init == "both" or r.endswith(args.init)]
@@ -115,7 +124,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         jobs = args.jobs or auto_jobs(args.profile, os.cpu_count(), len(tf.config.list_physical_devices("GPU")))
-        trained = train_all(run_ids, settings, Path(args.runs_dir), args.name, force=args.force, jobs=jobs)
+        if args.sweep_limit:
+            trained = any(train_sweep(args.sweep_limit, run_ids, settings, Path(args.runs_dir), args.name,
+                                      force=args.force, jobs=jobs).values())
+        else:
+            trained = train_all(run_ids, settings, Path(args.runs_dir), args.name, force=args.force, jobs=jobs)
+    except SweepRefused as err:
+        print(f"train.py: {err}", file=sys.stderr)
+        return 2
     except (DataUnavailable, WeightsUnavailable, SettingsDiffer, LaneFailed) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 1
@@ -127,13 +143,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("train.py: interrupted; run it again to resume the unfinished run", file=sys.stderr)
         return 130
-    experiment = Path(args.runs_dir) / args.name
+    experiment = Path(args.runs_dir) / (sweep_name(args.name, "N") if args.sweep_limit else args.name)
     print()
-    print(summary(experiment, run_ids))
+    print(sweep_summary(Path(args.runs_dir), args.name, args.sweep_limit, run_ids) if args.sweep_limit
+          else summary(experiment, run_ids))
     if not trained:
         print("\nnothing to train: every run asked for is finished with these settings (--force retrains)")
     print(f"\nruns are in {experiment}/; see them with: streamlit run app.py"
-          + ("" if args.runs_dir == "runs" else f" -- --runs-dir {args.runs_dir}"))
+          + ("" if args.runs_dir == "runs" else f" -- --runs-dir {args.runs_dir}")
+          + (" (page: Data efficiency)" if args.sweep_limit else ""))
     return 0
 
 

@@ -22,11 +22,12 @@ import plotly.graph_objects as go
 from PIL import Image
 
 from labcore.breeds import ConfusionUnavailable, accuracy_figure, confusion_figure, load_confusion
-from labcore.plots import curve_figure, history_keys
+from labcore.efficiency import KEY_METRICS, REPORT_TRAIN_IMAGES, Sweep, find_sweeps, report_values, sweep_of
+from labcore.plots import curve_figure, efficiency_figure, history_keys
 from labcore.report import PRESETS, answers, overview_rows, report_rows
 from labcore.experiments import list_experiments, load_experiment, not_comparable
 from labcore.runs import Run, default_runs_dir
-from labcore.settings import TASK_OUTPUTS
+from labcore.settings import METRIC_LABELS, TASK_OUTPUTS, TASKS
 
 EXAMPLES = 4  # test images per preset in the predictions section
 PICTURE_WIDTH = 240
@@ -210,6 +211,30 @@ def _share(value: float) -> str:
     return "—" if math.isnan(value) else f"{value:.3f}"
 
 
+def sweep_for(runs: Sequence[Run]) -> Sweep | None:
+    """The sweep over training-set sizes the runs' experiment belongs to, if any."""
+    experiment = load_experiment(runs[0].path.parent)
+    return sweep_of(experiment, find_sweeps(list_experiments(experiment.path.parent)))
+
+
+def efficiency_section(page: Page, runs: Sequence[Run], store: str) -> None:
+    sweep = sweep_for(runs)
+    if sweep is None:
+        page.add('<p class="note">This experiment is not part of a sweep over training-set sizes (experiments '
+                 "that differ only in <code>--limit</code>); <code>python train.py ... --sweep-limit N1 N2 ...</code> "
+                 "trains one.</p>")
+        return
+    page.add(f"<p>Sweep <b>{esc(sweep.name)}</b>: {esc(sweep.describe())}. Stars: the report's value on the full "
+             f"dataset ({REPORT_TRAIN_IMAGES:,} training images).</p>")
+    for task in TASKS:
+        page.add(f"<h3>{esc(task.capitalize())}</h3><p>{esc(sweep.reading(task))}</p>")
+        for metric in KEY_METRICS[task]:
+            lines = {init: [(p.train_images, p.value, p.hover) for p in line]
+                     for init, line in sweep.points(task, metric).items()}
+            page.figure(efficiency_figure(f"{task}: val {METRIC_LABELS[metric]}", lines, report_values(task, metric),
+                                          REPORT_TRAIN_IMAGES))
+
+
 def questions_section(page: Page, runs: Sequence[Run], store: str) -> None:
     for n, answer in enumerate(answers(runs), 1):
         items = "".join(f"<li>{markdown_line(line)}</li>" for line in answer.lines)
@@ -225,6 +250,7 @@ SECTIONS = {
     "predictions": ("Predictions on the same test images", predictions_section),
     "breeds": ("Per-breed results (test split)", breeds_section),
     "questions": ("The report's three questions, from these runs", questions_section),
+    "efficiency": ("Data efficiency: pretrained against scratch by the number of training images", efficiency_section),
 }
 
 

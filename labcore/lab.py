@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Callable
 
 from labcore.data import split_counts
-from labcore.estimate import estimate_plan
+from labcore.estimate import PlanEstimate, estimate_plan
 from labcore.experiments import differences, load_experiment, not_comparable, record_settings
 from labcore.lanes import lanes_message, split_lanes, train_in_lanes
 from labcore.runs import list_runs
@@ -55,9 +55,12 @@ def differ_message(name: str, experiment: Path, odd: dict[str, list[str]]) -> st
 
 
 def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str, force: bool = False,
-              progress: Callable[[str], None] = print, jobs: int = 1) -> list[str]:
+              progress: Callable[[str], None] = print, jobs: int = 1,
+              plan: PlanEstimate | None = None) -> list[str]:
     """Train the runs into `<runs_root>/<name>/`; returns the ids actually trained. With
     `jobs` > 1, that many runs train at a time, each lane in its own process (labcore.lanes).
+    `plan`: the estimate of exactly the runs to train, made beforehand (a sweep estimates all
+    its sizes first); else it is made here.
 
     A finished run with the same settings is skipped unless `force`. Runs with other settings
     raise SettingsDiffer before anything is trained, unless `force` (then the runs asked for
@@ -86,7 +89,8 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     progress(f"experiment '{name}' in {experiment}")
     progress(f"data: {source.description}")
     ensure_showcase(experiment, source, settings, progress)  # the test images the app shows without the data
-    plan = estimate_plan(todo, settings, split_counts(source, settings), experiment)
+    if plan is None or [r.run_id for r in plan.runs] != todo:
+        plan = estimate_plan(todo, settings, split_counts(source, settings), experiment)
     progress(plan.message())
     if jobs > 1 and len(todo) > 1:
         lanes = split_lanes(plan, jobs)

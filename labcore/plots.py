@@ -180,3 +180,33 @@ def _outline(mask: Image.Image, width: int) -> Image.Image:
     """The band of `width` pixels inside the mask's edge."""
     inner = mask.filter(ImageFilter.MinFilter(2 * width + 1))
     return Image.fromarray(((np.asarray(mask) > 0) & (np.asarray(inner) == 0)).astype(np.uint8) * 255)
+
+
+# --------------------------------------------------------------------------- data efficiency
+
+INIT_COLOURS = {"pretrained": RUN_COLOURS[0], "scratch": RUN_COLOURS[1]}
+
+
+def efficiency_figure(title: str, lines: Mapping[str, Sequence[tuple[int, float, str]]],
+                      report: Mapping[str, float], report_images: int, report_note: str = "") -> go.Figure:
+    """A validation metric against the number of training images (log scale): one line per
+    init from `lines` (init -> [(images, value, hover text)]), and the report's full-data value
+    of each init (`report`, may be empty) as a star at `report_images`."""
+    fig = go.Figure()
+    for init, points in lines.items():
+        if not points:
+            continue
+        x, y, hover = zip(*sorted(points))
+        fig.add_trace(go.Scatter(x=x, y=y, mode="lines+markers", name=init, text=hover,
+                                 hovertemplate="%{text}<extra></extra>",
+                                 line=dict(color=INIT_COLOURS.get(init, RUN_COLOURS[2]), width=3),
+                                 marker=dict(size=12)))
+    for init, value in report.items():
+        fig.add_trace(go.Scatter(x=[report_images], y=[value], mode="markers", name=f"report, {init}",
+                                 hovertemplate=f"the report's {init} run{report_note}: %{{y:.4g}}<br>"
+                                               f"full data ({report_images:,} training images)<extra></extra>",
+                                 marker=dict(symbol="star", size=20, color=INIT_COLOURS.get(init, RUN_COLOURS[2]),
+                                             line=dict(color="black", width=1.5))))
+    fig.update_layout(title=title, xaxis_title="training images (log scale)")
+    fig.update_xaxes(type="log")
+    return projector_layout(fig, height=440).update_layout(hovermode="closest")

@@ -1,7 +1,7 @@
 """Screenshot every page of the app, as a person sees it, into docs/screenshots/.
 
     PETLAB_RUNS_DIR=runs python scripts/screenshots.py [--experiment demo] [--port 8597]
-        [--pages breeds compare ...] [--suffix -3breeds] [--width 1280]
+        [--pages efficiency breeds ...] [--suffix -3breeds] [--width 1280]
 
 Serves the app with `streamlit run`, opens each page of one experiment (default: the newest) in
 headless Chromium (Debian's, through Playwright), waits until the page's script has finished,
@@ -23,7 +23,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = {"overview": "", "histories": "histories", "compare": "compare", "live": "live", "dataset": "dataset",
-         "breeds": "breeds"}
+         "breeds": "breeds", "efficiency": "efficiency"}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -51,7 +51,7 @@ def main() -> int:
     parser.add_argument("--port", type=int, default=8597)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--experiment", help="the experiment to show (default: the newest)")
-    parser.add_argument("--pages", nargs="+", choices=list(PAGES), default=list(PAGES), help="the pages to shoot")
+    parser.add_argument("--pages", nargs="+", choices=PAGES, default=list(PAGES), help="the pages to shoot (default: all)")
     parser.add_argument("--suffix", default="", help="added to each file's name, e.g. -3breeds")
     parser.add_argument("--width", type=int, default=1600, help="the window's width in pixels")
     args = parser.parse_args()
@@ -76,8 +76,7 @@ def main() -> int:
             page = browser.new_page(viewport={"width": args.width, "height": 1000})
             page.set_default_timeout(300_000)
             query = f"?experiment={args.experiment}" if args.experiment else ""
-            for name in args.pages:
-                path = PAGES[name]
+            for name, path in ((n, PAGES[n]) for n in args.pages):
                 page.goto(f"{url}/{path}{query}")
                 wait_until_idle(page)
                 if name == "live":

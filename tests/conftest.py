@@ -52,6 +52,25 @@ def demo_runs_copy(demo_store, tmp_path) -> Path:
     return copy / "demo"
 
 
+@dataclass
+class SweepStore:
+    root: Path  # holds demo-n64 and demo-n96: the tiny demo's settings at --limit 64 and 96
+    resumed: subprocess.CompletedProcess  # the train.py --sweep-limit 64 96 that trained demo-n96
+
+
+@pytest.fixture(scope="session")
+def sweep_store(demo_store, tmp_path_factory) -> SweepStore:
+    """A tiny sweep over training-set sizes, made as a sweep interrupted after its first size is
+    finished: the demo experiment (--limit 64) copied as demo-n64, then `train.py ... --sweep-limit
+    64 96` trains what is missing. Tests must not modify it."""
+    root = tmp_path_factory.mktemp("sweep") / "runs"
+    shutil.copytree(demo_store / "demo", root / "demo-n64")
+    args = [a for a in TINY_DEMO_ARGS if a not in ("--limit", "64")]
+    resumed = run_train([*args, "--sweep-limit", "64", "96"], root)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    return SweepStore(root, resumed)
+
+
 @pytest.fixture(scope="session")
 def two_experiments(demo_store, tmp_path_factory) -> Path:
     """A runs root with the tiny `demo` experiment and `photos`: detection-scratch and
