@@ -17,4 +17,6 @@ navigation = st.navigation([
     st.Page("app_pages/7_efficiency.py", url_path="efficiency", title="Data efficiency", icon=":material/trending_up:"),
 ])
 ui.experiment_picker()
+ui.training_status()
+ui.warm_models()
 navigation.run()

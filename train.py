@@ -14,14 +14,11 @@ import sys
 import warnings
 from pathlib import Path
 
-# Keep TensorFlow's start-up chatter out of the log, its C++ "errors" too: on a machine without
-# a GPU driver it logs "failed call to cuInit: ... CUDA error" once per process (each lane one),
-# which is no error. A real failure still ends in a Python exception, which train.py reports.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-from labcore.experiments import check_name  # noqa: E402
-from labcore.efficiency import sweep_name  # noqa: E402
-from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings  # noqa: E402
+# Importing labcore keeps TensorFlow's start-up chatter out of the log (labcore.quiet).
+from labcore.efficiency import sweep_name
+from labcore.experiments import check_name
+from labcore.inflight import TrainingUnderway, claim
+from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -104,6 +101,14 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:  # one training at a time per runs root, held until this process ends (labcore.inflight)
+        claim(args.runs_dir)
+    except TrainingUnderway as err:
+        print(f"train.py: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        print(f"train.py: cannot write the runs folder {args.runs_dir}: {err.strerror or err}", file=sys.stderr)
+        return 1
     # Progress as it happens, also into a pipe (`| tee train.log`, a notebook, a test reading it).
     sys.stdout.reconfigure(line_buffering=True)
     # Our datasets are shuffled in tf.data; Keras' reminder about it is noise in the log.

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import re
 import sys
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import streamlit as st
 
+from labcore import inflight
 from labcore.experiments import Experiment, list_experiments, store_signature, train_command
 from labcore.report import PRESETS
-from labcore.runs import Run, default_runs_dir
+from labcore.runs import Run, default_runs_dir, in_progress_runs
+from labcore.settings import PROFILE_HELP
 
 if TYPE_CHECKING:
     from labcore.inference import Predictor
@@ -26,6 +30,9 @@ EXPERIMENT_KEY = "experiment"
 DEMO_COMMAND = "python train.py --profile demo"
 SHARED_PETS = Path(__file__).resolve().parent.parent / "shared" / "data" / "oxford-pets-3class"
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
+POLL_SECONDS = 3  # how often a page looks at a training under way
+IDLE_POLL_SECONDS = 10  # how often it looks for one starting (from a terminal, another tab)
+_SHOWN = "_training_shown"  # the store's state the page was last drawn from
 
 
 # --------------------------------------------------------------------------- text
@@ -98,11 +105,12 @@ def other_runs() -> list[Run]:
     return [r for e in experiments() if chosen is None or e.key != chosen.key for r in e.runs]
 
 
-def runs_or_stop() -> list[Run]:
-    """The chosen experiment's runs, with its provenance shown; or the empty state and the end of the page."""
+def runs_or_stop(offer_training: bool = False) -> list[Run]:
+    """The chosen experiment's runs, with its provenance shown; or the empty state (with
+    `offer_training`, the button that trains the demo here) and the end of the page."""
     runs = load_runs()
     if not runs:
-        empty_state()
+        empty_state(offer_training)
         st.stop()
     provenance_note(current_experiment())
     return runs
@@ -126,15 +134,28 @@ def other_provenance(runs: Sequence[Run]) -> None:
             st.caption(f"Experiment **{escape(experiment.name)}**: {escape(experiment.provenance().sentence())}.")
 
 
-def empty_state() -> None:
+def empty_state(offer_training: bool = False) -> None:
+    """What a page shows without finished runs: the command that trains them or, with
+    `offer_training` and a browser on this machine, a button that trains the demo here."""
     root = runs_root()
     where = "" if str(root) == "runs" else f" --runs-dir {root}"
     experiment = current_experiment()
+    underway = inflight.holder(root) is not None
     if experiment is None:
+        if underway:
+            st.info(f"A training has started in **{escape(root)}**: this page fills as its runs finish.")
+            return
         st.info(f"No runs in **{escape(root)}** yet. Train the six demo runs (synthetic pets, no network, "
-                "a few minutes on a laptop CPU) with:")
+                "a few minutes on a laptop CPU)" + (" here, or in a terminal:" if offer_training else ":"))
+        if offer_training:
+            train_here_button(root)
         st.code(DEMO_COMMAND + where, language="bash")
-        st.caption("Then reload this page. `python train.py --help` lists the real-data profiles.")
+        st.caption("The pages fill as the runs finish, whichever way they are trained. "
+                   "`python train.py --help` lists the real-data profiles.")
+        return
+    if underway:
+        st.info(f"No finished runs in experiment **{escape(experiment.name)}** yet: "
+                "the training under way fills this page as its runs finish.")
         return
     st.info(f"No finished runs in experiment **{escape(experiment.name)}** yet. Train them with:")
     st.code(train_command(experiment.settings, experiment.name, root) if experiment.settings
@@ -142,6 +163,140 @@ def empty_state() -> None:
     if experiment.partial:
         st.caption(f"Started but not finished: {escape(', '.join(experiment.partial))} "
                    "(the same command resumes them).")
+
+
+# --------------------------------------------------------------------------- training from the app
+
+def client_address() -> str | None:
+    """The browser's address as the server's socket sees it (None where unknown, e.g. in
+    AppTest). Not `st.context.ip_address`: that gives None for a loopback browser too, so it
+    cannot tell this machine from an unknown one. Streamlit 1.67 keeps the peer's address on
+    the session's client, where its own local-only features read it."""
+    from streamlit.runtime import exists, get_instance
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not exists():
+        return None
+    client = get_instance().get_client(ctx.session_id)
+    context = getattr(client, "client_context", None)
+    return getattr(context, "remote_ip", None)
+
+
+def may_train_here() -> bool:
+    """Only a browser on the serving machine may start training (SPEC); others get the command."""
+    return inflight.is_loopback(client_address())
+
+
+def train_here_button(root: Path) -> None:
+    if not may_train_here():
+        st.caption("Training from this page is for a browser on the machine that serves the app; "
+                   "on that machine, run:")
+        return
+    st.button("Train the demo here", type="primary", icon=":material/play_arrow:", on_click=_start_demo,
+              args=(str(root),), help="Runs train.py in the background on this machine: closing the page "
+                                      "does not stop it, and one training at a time trains a runs folder.")
+    st.caption(f"Quick estimate: {PROFILE_HELP['demo']} (this machine: {os.cpu_count()} cores). Once "
+               f"started, train.py measures its own estimate, shown at the top; its output goes to "
+               f"{escape(root / inflight.LOG_FILE)}. Or in a terminal:")
+
+
+def _start_demo(root: str) -> None:
+    if may_train_here():  # asked again at the click, not only when the button was drawn
+        inflight.start_demo(root)
+
+
+def training_status() -> None:
+    """Drawn by app.py above every page: the trainings under way in this runs root (which runs
+    wait, which epoch the running ones are at, the time left), or one that stopped. It looks
+    again every few seconds by itself, and reruns the whole page when a run finishes or a
+    training starts or ends, so the pages fill without a reload."""
+    root = runs_root()
+    st.session_state[_SHOWN] = _store_state(root)
+    holder = inflight.holder(root)
+    busy = holder is not None or any(t.state == "training" for t in inflight.trainings(root))
+    (_status_busy if busy else _status_idle)()
+
+
+def _store_state(root: Path) -> tuple:
+    """What the pages are drawn from: the store's files, who trains it, each plan's state."""
+    holder = inflight.holder(root) or {}
+    return (store_signature(root), holder.get("pid"),
+            tuple((t.name, t.state) for t in inflight.trainings(root)))
+
+
+@st.fragment(run_every=POLL_SECONDS)
+def _status_busy() -> None:
+    _draw_status()
+
+
+@st.fragment(run_every=IDLE_POLL_SECONDS)
+def _status_idle() -> None:
+    _draw_status()
+
+
+def _draw_status() -> None:
+    root = runs_root()
+    if _store_state(root) != st.session_state.get(_SHOWN):
+        st.rerun(scope="app")
+    holder = inflight.holder(root)
+    plans = inflight.trainings(root)
+    if holder and not any(t.state == "training" and t.pid == holder.get("pid") for t in plans):
+        st.info(f"train.py (process {holder.get('pid', '?')}) has started in **{escape(root)}**: it loads "
+                "TensorFlow and the data, then measures its estimate…", icon=":material/hourglass_top:")
+    for training in plans:
+        draw_training(training, root)
+    log = inflight.log_tail(root)
+    if holder and log and (root / inflight.LOG_FILE).stat().st_mtime >= holder.get("started", 0):
+        with st.expander("train.py's output (last lines)"):
+            st.code(log, language=None)
+
+
+def draw_training(training: "inflight.Training", root: Path) -> None:
+    """One plan: a progress bar and which runs are finished, training (at which epoch) and queued."""
+    name = escape(training.name)
+    unfinished = [r.run_id for r in training.runs if r.state != "finished"]
+    if training.state == "stopped":
+        found = {e.path: e for e in experiments()}.get(training.experiment)
+        command = train_command(found.settings, found.name, root) if found and found.settings else None
+        st.warning(f"The training of experiment **{name}** stopped before it finished (process "
+                   f"{training.pid} is gone): {len(unfinished)} of {len(training.runs)} runs unfinished "
+                   f"({', '.join(unfinished)}). Run it again to resume from the last finished epoch"
+                   + (f": `{command}`" if command else "."), icon=":material/error:")
+        return
+    if training.state == "elsewhere":
+        st.caption(f"Experiment **{name}** is being trained on {escape(training.host)} (process "
+                   f"{training.pid}); the pages show the runs it has finished.")
+        return
+    epochs = sum(r.epochs for r in training.runs) or 1
+    done = sum(r.epochs_done for r in training.runs)
+    finished = training.of_state("finished")
+    running = ", ".join(f"**{r.run_id}** " + (f"epoch {r.epochs_done} of {r.epochs} done" if r.epochs_done
+                                              else "preparing (data, backbone, first steps)")
+                        for r in training.of_state("training"))
+    queued = ", ".join(r.run_id for r in training.of_state("queued"))
+    left = inflight.eta_text(training.eta_seconds)
+    st.progress(min(done / epochs, 1.0),
+                text=f"Training experiment **{name}**: {len(finished)} of {len(training.runs)} runs finished, "
+                     f"{left} (started {inflight.clock(training.started)}, process {training.pid})")
+    st.caption(f"Training now: {running or '—'}" + (f" · queued: {queued}" if queued else "")
+               + ". The time left is train.py's estimate at the pace of the runs finished so far.")
+
+
+def live_training() -> "inflight.Training | None":
+    """The chosen experiment's plan while it trains, else None."""
+    experiment = current_experiment()
+    training = inflight.read_training(experiment.path) if experiment else None
+    return training if training and training.state == "training" else None
+
+
+def unfinished_runs() -> list[Run]:
+    """The chosen experiment's runs still in training, with the epochs they have finished."""
+    experiment = current_experiment()
+    if experiment is None:
+        return []
+    training = inflight.read_training(experiment.path)
+    return in_progress_runs(experiment.path, {r.run_id: r.epochs for r in training.runs} if training else None)
 
 
 def show_problems(runs: Sequence[Run]) -> None:
@@ -234,13 +389,43 @@ def predictor(run: Run) -> "Predictor | None":
         st.error(escape(f"{run.run_id}: no model.keras in {run.path}."))
         return None
     try:
-        return _predictor(str(run.path), run.model_path.stat().st_mtime_ns, run)
+        with st.spinner("Loading the model…"):  # drawn only if it takes half a second
+            return _predictor(str(run.path), run.model_path.stat().st_mtime_ns, run)
     except ModelLoadError as err:
         st.error(escape(str(err)))
         return None
 
 
-@st.cache_resource(show_spinner="Loading the model…", max_entries=12)
+def warm_models() -> None:
+    """Load and warm the chosen experiment's models in a background thread, once per set of
+    model files, so the first upload is answered as fast as the later ones (it waited for six
+    models to load and trace: 22.7 s against 7.6 s). A page that asks for a model meanwhile
+    waits for that one only (the cache computes each key once)."""
+    experiment = current_experiment()
+    runs = [r for r in experiment.runs if r.has_model] if experiment else []
+    if runs:
+        _warming(tuple((str(r.path), r.model_path.stat().st_mtime_ns) for r in runs), runs)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _warming(models: tuple, _runs: list[Run]) -> threading.Thread:
+    thread = threading.Thread(target=_warm, args=(_runs,), name="warm-models", daemon=True)
+    thread.start()
+    return thread
+
+
+def _warm(runs: list[Run]) -> None:
+    from labcore.runs import ModelLoadError
+
+    for run in runs:
+        try:
+            _predictor(str(run.path), run.model_path.stat().st_mtime_ns, run)
+        except (ModelLoadError, OSError):
+            pass  # the page that shows this run says why, when it asks for it
+
+
+# No spinner here: the warming thread has no page to draw one on (`predictor` draws it).
+@st.cache_resource(show_spinner=False, max_entries=12)
 def _predictor(path: str, mtime: int, _run: Run) -> "Predictor":
     from labcore.inference import Predictor
 

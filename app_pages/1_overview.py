@@ -42,7 +42,7 @@ def draw_answer(number: int, answer: Answer) -> None:
 
 
 st.title("Transfer learning on Oxford-IIIT Pet")
-runs = ui.runs_or_stop()
+runs = ui.runs_or_stop(offer_training=True)
 experiment = ui.current_experiment()
 absent = [r for r in RUN_IDS if r not in {run.run_id for run in runs}]
 st.caption(f"{len(runs)} of 6 runs in **{ui.escape(experiment.path)}**"

@@ -57,15 +57,31 @@ def history_csv(runs: list[Run]) -> bytes:
     return pd.DataFrame(rows, columns=columns).to_csv(index=False).encode()
 
 
+def curves_with_unfinished(chosen: list[Run], smoothing: float) -> None:
+    """The chosen runs' curves and, read afresh, the finished epochs of the runs still training."""
+    unfinished = ui.unfinished_runs()
+    if unfinished:
+        st.caption("Runs marked *in progress* are still training: their curves grow as epochs finish.")
+    draw_curves([*chosen, *unfinished], smoothing)
+
+
 st.title("Training histories")
-all_runs = ui.runs_or_stop()
-ui.show_problems(all_runs)
-chosen = ui.preset_many_picker(all_runs, key="hist_runs")
-if not chosen:
+if ui.load_runs() or not ui.unfinished_runs():
+    all_runs = ui.runs_or_stop()
+    ui.show_problems(all_runs)
+    chosen = ui.preset_many_picker(all_runs, key="hist_runs")
+else:  # nothing finished yet: the runs in training are all there is to draw
+    ui.provenance_note(ui.current_experiment())
+    chosen = []
+if not chosen and not ui.unfinished_runs():
     st.info("Pick at least one run above.")
     st.stop()
 ui.other_provenance(chosen)
 smoothing = curve_options_ui()
-draw_curves(chosen, smoothing)
-st.download_button("Download these histories (CSV)", history_csv(chosen), file_name="histories.csv",
-                   mime="text/csv")
+if ui.live_training():  # redrawn every few seconds by itself, not the whole page
+    st.fragment(curves_with_unfinished, run_every=ui.POLL_SECONDS)(chosen, smoothing)
+else:
+    curves_with_unfinished(chosen, smoothing)
+if chosen:
+    st.download_button("Download these histories (CSV)", history_csv(chosen), file_name="histories.csv",
+                       mime="text/csv")

@@ -14,6 +14,7 @@ from typing import Callable
 from labcore.data import split_counts
 from labcore.estimate import PlanEstimate, estimate_plan
 from labcore.experiments import differences, load_experiment, not_comparable, record_settings
+from labcore.inflight import write_plan
 from labcore.lanes import lanes_message, split_lanes, train_in_lanes
 from labcore.runs import list_runs
 from labcore.settings import RUN_IDS, RUNS, Settings
@@ -95,8 +96,10 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     if jobs > 1 and len(todo) > 1:
         lanes = split_lanes(plan, jobs)
         progress(lanes_message(plan, lanes))
+        write_plan(experiment, plan, lanes)
         train_in_lanes(lanes, settings, experiment, plan, progress)
         return todo
+    write_plan(experiment, plan, [todo])
     for n, run_id in enumerate(todo, 1):
         progress(f"== run {n}/{len(todo)}: {run_id} ==")
         start = time.perf_counter()

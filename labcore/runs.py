@@ -84,18 +84,28 @@ class Run:
         return self.config.get("weights", "unknown")
 
     @property
+    def in_progress(self) -> bool:
+        """Still being trained: read from `<experiment>/.partial/<run id>/` (see `in_progress_runs`)."""
+        return self.path.parent.name == ".partial"
+
+    @property
     def experiment(self) -> str:
         """The experiment folder it belongs to."""
-        return self.path.parent.name
+        return (self.path.parent.parent if self.in_progress else self.path.parent).name
 
     @property
     def key(self) -> str:
-        """Unique across the experiments of one root: 'demo/detection-scratch'."""
-        return f"{self.experiment}/{self.run_id}"
+        """Unique across the experiments of one root: 'demo/detection-scratch' ('demo/.partial/...'
+        for its unfinished retraining)."""
+        return f"{self.experiment}/{'.partial/' if self.in_progress else ''}{self.run_id}"
 
     @property
     def label(self) -> str:
-        """How the app names the run: 'detection-pretrained (synthetic-pretext)'."""
+        """How the app names the run: 'detection-pretrained (synthetic-pretext)',
+        'detection-scratch (in progress: 2 of 6 epochs)'."""
+        if self.in_progress:
+            total = self.config.get("epochs")
+            return f"{self.run_id} (in progress: {self.epochs_run}{f' of {total}' if total else ''} epochs)"
         return self.run_id if self.init == "scratch" else f"{self.run_id} ({self.weights})"
 
     @property
@@ -153,6 +163,24 @@ def partial_runs(runs_dir: Path | str) -> list[str]:
     """Run ids that were started but not finished (they resume on the next train.py)."""
     partial = Path(runs_dir) / ".partial"
     return sorted(p.name for p in partial.iterdir() if p.is_dir()) if partial.is_dir() else []
+
+
+def in_progress_runs(runs_dir: Path | str, epochs: dict[str, int] | None = None) -> list[Run]:
+    """The unfinished runs of an experiment folder that have finished epochs: their history so
+    far (`.partial/<run id>/history.json`, written after every epoch), nothing else. `epochs`
+    (run id -> the epochs asked for) goes into each one's config as `epochs`, for its label."""
+    found = []
+    for run_id in partial_runs(runs_dir):
+        path = Path(runs_dir) / ".partial" / run_id
+        if run_id not in RUNS or not (path / "history.json").is_file():
+            continue
+        run = Run(run_id=run_id, path=path)
+        run.history = _clean_history(_read_json(path / "history.json", run.problems, dict), run.problems)
+        if epochs and run_id in epochs:
+            run.config["epochs"] = epochs[run_id]
+        if run.epochs_run:
+            found.append(run)
+    return found
 
 
 class ModelLoadError(RuntimeError):

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # as labcore.quiet sets it
 
 import pytest  # noqa: E402
 
@@ -35,6 +35,7 @@ def demo_store(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("demo") / "runs"
     result = run_train(TINY_DEMO_ARGS, root)
     assert result.returncode == 0, result.stderr[-3000:]
+    (root.parent / "train.stderr").write_text(result.stderr)  # for the tests of what it printed
     return root
 
 

@@ -1,0 +1,75 @@
+"""Training the demo from the Overview, in the real app (`streamlit run`) and headless Chromium:
+the button starts train.py in the background, the page shows its progress and fills by itself,
+and a second tab's click starts no second training. The demo is made tiny by the test-only
+$PETLAB_DEMO_ARGS (tiny backbones, 32 px, two scratch runs, one after the other)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from conftest import ROOT
+from labcore import inflight
+from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+
+TINY_DEMO = "--tiny-backbones --image-size 32 --limit 64 --epochs 3 --jobs 1 --only segmentation-scratch multitask-scratch"
+BUTTON = "Train the demo here"
+
+
+@pytest.fixture
+def empty_store_server(tmp_path):
+    """The app served on 127.0.0.1 on an empty runs root; the root, the url."""
+    root = tmp_path / "runs"
+    port = free_port()
+    env = {**os.environ, "PETLAB_RUNS_DIR": str(root), inflight.DEMO_ARGS_ENV: TINY_DEMO}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
+                break
+        except OSError:
+            time.sleep(0.5)
+    yield root, url
+    proc.terminate()
+    proc.wait(timeout=20)
+    holder = inflight.holder(root)  # a training the test left behind (it failed half way)
+    if holder:
+        os.kill(holder["pid"], 15)
+
+
+def test_the_button_trains_the_demo_once_and_the_overview_fills_without_a_reload(empty_store_server):
+    root, url = empty_store_server
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        first, second = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
+        for tab in (first, second):
+            tab.set_default_timeout(120_000)
+            tab.goto(url)
+            tab.get_by_role("button", name=BUTTON).wait_for()
+        first.get_by_role("button", name=BUTTON).click()
+        first.get_by_text("train.py (process").or_(first.get_by_text("Training experiment")).first.wait_for()
+        if second.get_by_role("button", name=BUTTON).count():  # not redrawn yet: it still offers it
+            second.get_by_role("button", name=BUTTON).click()
+        first.get_by_text("Training experiment").first.wait_for()  # the plan: runs, epochs, time left
+        first.get_by_text("2 of 6 runs in").wait_for(timeout=300_000)  # filled as the runs finished
+        assert first.get_by_role("button", name=BUTTON).count() == 0
+        assert "Traceback" not in first.inner_text("body")
+        browser.close()
+    deadline = time.time() + 60
+    while inflight.holder(root) and time.time() < deadline:
+        time.sleep(0.5)
+    log = (root / inflight.LOG_FILE).read_text()
+    assert log.count("started from the app") == 1, log
+    assert all((root / "demo" / run / "model.keras").is_file() for run in ("segmentation-scratch", "multitask-scratch"))

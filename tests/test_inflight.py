@@ -1,0 +1,160 @@
+"""A training in flight (labcore.inflight): the lock that lets one training write a runs root,
+the plan and progress the app reads from the experiment folder, the rule that only a browser on
+this machine may start one; and what the app's pages make of them (AppTest)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import ROOT, run_train
+from labcore import inflight
+from labcore.experiments import record_settings
+from labcore.runs import RUNS_DIR_ENV, write_json
+from labcore.settings import PROFILES
+
+HOLD = ("import sys, time; from labcore.inflight import claim; claim(sys.argv[1]); "
+        "print('held', flush=True); time.sleep(120)")
+
+
+@pytest.mark.parametrize("address, local", [
+    ("127.0.0.1", True), ("127.3.2.1", True), ("::1", True), ("::ffff:127.0.0.1", True),
+    ("192.168.1.20", False), ("10.0.0.5", False), ("::ffff:192.168.1.20", False), ("fe80::1%eth0", False),
+    ("2001:db8::1", False), ("localhost", False), ("", False), (None, False)])
+def test_only_a_loopback_address_may_start_training(address, local):
+    assert inflight.is_loopback(address) is local
+
+
+@pytest.fixture
+def holding(tmp_path):
+    """Another process holding the training lock of tmp_path/runs, killed at the end."""
+    root = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(root)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    yield root, proc
+    proc.kill()
+    proc.wait()
+
+
+def test_one_training_at_a_time_per_root_and_a_dead_holder_blocks_nothing(holding):
+    root, proc = holding
+    assert inflight.holder(root)["pid"] == proc.pid
+    result = run_train(["--profile", "demo", "--tiny-backbones"], root, timeout=120)
+    assert result.returncode == 1
+    assert f"being trained by process {proc.pid}" in result.stderr and "Traceback" not in result.stderr
+    assert inflight.start_demo(root) is False  # the app's button starts nothing either
+    assert not (root / inflight.LOG_FILE).exists()
+    proc.send_signal(signal.SIGKILL)  # a trainer that dies without a word
+    proc.wait()
+    assert inflight.holder(root) is None
+    again = subprocess.Popen([sys.executable, "-c", HOLD, str(root)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert again.stdout.readline().strip() == "held"
+    finally:
+        again.kill()
+        again.wait()
+
+
+def fake_plan(lanes: list[list[str]], epochs: int = 6):
+    """What write_plan reads of a PlanEstimate."""
+    runs = [SimpleNamespace(run_id=r, seconds=60.0, epochs=epochs, fine_tune_epochs=0) for lane in lanes for r in lane]
+    return SimpleNamespace(runs=runs)
+
+
+def history(epochs: int) -> dict:
+    return {"loss": [1.0 - 0.1 * e for e in range(epochs)], "val_loss": [1.1 - 0.1 * e for e in range(epochs)],
+            "label_accuracy": [0.1 * (e + 1) for e in range(epochs)]}
+
+
+def in_training(root: Path, pid: int | None = None) -> Path:
+    """An experiment mid-training: detection-scratch finished, segmentation-scratch after two
+    epochs, multitask-scratch preparing and detection-pretrained queued, in two lanes."""
+    experiment = root / "demo"
+    record_settings(experiment, "demo", PROFILES["demo"])
+    inflight.write_plan(experiment, fake_plan([["detection-scratch", "segmentation-scratch"],
+                                               ["multitask-scratch", "detection-pretrained"]]), [
+        ["detection-scratch", "segmentation-scratch"], ["multitask-scratch", "detection-pretrained"]])
+    if pid is not None:
+        plan = json.loads((experiment / ".partial" / "plan.json").read_text())
+        write_json(experiment / ".partial" / "plan.json", {**plan, "pid": pid})
+    done = experiment / "detection-scratch"
+    done.mkdir(parents=True)
+    write_json(done / "config.json", {"run_id": "detection-scratch", "train_seconds": 30.0,
+                                      "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+    write_json(done / "history.json", history(6))
+    (experiment / ".partial" / "segmentation-scratch").mkdir()
+    write_json(experiment / ".partial" / "segmentation-scratch" / "history.json", history(2))
+    (experiment / ".partial" / "multitask-scratch").mkdir()
+    return experiment
+
+
+def test_the_plan_and_the_folder_say_which_runs_wait_and_where_the_others_are(tmp_path):
+    training = inflight.read_training(in_training(tmp_path / "runs"))
+    assert training.state == "training"  # written by this process, which is alive
+    states = {r.run_id: (r.state, r.epochs_done, r.epochs) for r in training.runs}
+    assert states == {"detection-scratch": ("finished", 6, 6), "segmentation-scratch": ("training", 2, 6),
+                      "multitask-scratch": ("training", 0, 6), "detection-pretrained": ("queued", 0, 6)}
+    # The finished run took half its estimate: the runs to come are priced at that pace.
+    assert 0 < training.eta_seconds <= 30 + 60
+
+
+def test_a_plan_whose_trainer_is_gone_reads_as_stopped(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    experiment = in_training(tmp_path / "runs", pid=int(gone.stdout))
+    assert inflight.read_training(experiment).state == "stopped"
+    assert [t.name for t in inflight.trainings(tmp_path / "runs")] == ["demo"]
+
+
+def open_app(root: Path, monkeypatch, address: str | None = None) -> AppTest:
+    monkeypatch.setenv(RUNS_DIR_ENV, str(root))
+    if address is not None:
+        import ui
+
+        monkeypatch.setattr(ui, "client_address", lambda: address)
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_the_button_is_for_a_browser_on_this_machine_only(tmp_path, monkeypatch):
+    at = open_app(tmp_path / "runs", monkeypatch, "127.0.0.1")
+    assert [b.label for b in at.button] == ["Train the demo here"]
+    assert any("python train.py --profile demo" in c.value for c in at.code)  # the terminal's way too
+    at = open_app(tmp_path / "runs", monkeypatch, "192.168.1.20")
+    assert not at.button
+    assert any("python train.py --profile demo" in c.value for c in at.code)
+    assert any("machine that serves the app" in c.value for c in at.caption)
+
+
+def test_every_page_shows_the_training_and_histories_draw_unfinished_runs(tmp_path, monkeypatch):
+    in_training(tmp_path / "runs")
+    at = open_app(tmp_path / "runs", monkeypatch)
+    bar = at.get("progress")[0]
+    assert "Training experiment **demo**: 1 of 4 runs finished" in bar.proto.text
+    status = " ".join(c.value for c in at.caption)
+    assert "**segmentation-scratch** epoch 2 of 6 done" in status and "**multitask-scratch** preparing" in status
+    assert "queued: detection-pretrained" in status
+    at.switch_page("app_pages/2_histories.py").run()
+    assert not at.exception
+    names = {trace.get("name") for chart in at.get("plotly_chart")
+             for trace in json.loads(chart.proto.spec)["data"]}
+    assert "segmentation-scratch (in progress: 2 of 6 epochs)" in names
+    assert "detection-scratch" in names  # the finished one, beside it
+
+
+def test_a_running_run_s_time_left_follows_its_epochs_once_it_has_two(tmp_path):
+    experiment = tmp_path / "runs" / "demo"
+    inflight.write_plan(experiment, fake_plan([["detection-scratch"]], epochs=6), [["detection-scratch"]])
+    (experiment / ".partial" / "detection-scratch").mkdir()
+    write_json(experiment / ".partial" / "detection-scratch" / "history.json",
+               {**history(2), "epoch_seconds": [100.0, 5.0]})  # the first epoch traces: not its pace
+    assert inflight.read_training(experiment).eta_seconds == pytest.approx(4 * 5.0)
