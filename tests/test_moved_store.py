@@ -114,9 +114,11 @@ def test_dataset_and_per_breed_render(page, server):
     body = open_page(page, f"{server}/dataset", "Dataset")
     assert STORED in body
     assert page.locator("[data-testid='stImage']").count() == 6  # all six stored images (8 asked)
-    assert page.locator("[data-testid='stPlotlyChart']").count() == 1  # the class balance
-    open_page(page, f"{server}/breeds", "Per-breed results")
     charts = page.locator("[data-testid='stPlotlyChart']")
+    charts.first.wait_for()  # the chart element loads after the script has finished
+    assert charts.count() == 1  # the class balance
+    open_page(page, f"{server}/breeds", "Per-breed results")
+    charts.nth(3).wait_for()
     assert charts.count() == 4  # bars and heat map per run
     for n in range(4):  # plotly draws a chart once it is on screen
         charts.nth(n).scroll_into_view_if_needed()
