@@ -3,6 +3,7 @@ store, an empty store and damaged runs. No page may raise; each must show what i
 import io
 import json
 import re
+import shlex
 import shutil
 from pathlib import Path
 
@@ -48,8 +49,10 @@ def texts(at: AppTest) -> str:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_with_no_runs_says_how_to_make_them(page, tmp_path, monkeypatch):
-    at = open_page(page, tmp_path / "nothing-here", monkeypatch)
-    assert any("python train.py --profile demo" in c.value for c in at.code)
+    root = tmp_path / "nothing here, 'yet'"  # the command shown must keep it one word
+    at = open_page(page, root, monkeypatch)
+    assert ["python", "train.py", "--profile", "demo", "--runs-dir", str(root)] in [
+        shlex.split(c.value) for c in at.code]
     assert "No runs in" in texts(at)
 
 

@@ -7,8 +7,9 @@ import shutil
 import pytest
 
 import train
-from labcore.experiments import (check_name, differences, list_experiments, load_experiment, not_comparable,
-                                 record_settings, store_signature, train_command)
+from labcore.efficiency import sweep_command
+from labcore.experiments import (app_command, check_name, demo_command, differences, list_experiments,
+                                 load_experiment, not_comparable, record_settings, store_signature, train_command)
 from labcore.settings import PROFILES, RUN_IDS
 
 
@@ -40,17 +41,40 @@ def test_not_comparable_gives_every_reason_and_none_for_the_reports_settings(set
     assert (reasons == "") == (expected == [])
 
 
-@pytest.mark.parametrize("settings, name", [
-    (PROFILES["demo"], "demo"),
-    (PROFILES["quick"].with_overrides(dataset="folder", data_dir="/data/pets", image_size=64, epochs=1), "pets"),
-    (PROFILES["report"].with_overrides(fine_tune_epochs=5, mask_classes=2, seed=7, jit_compile=True), "ft"),
-    (PROFILES["demo"].with_overrides(limit=64, epochs=2, image_size=32, extra={"backbone": "tiny"}), "demo"),
+# Paths as people name them: spaces, both quotes, a dollar sign and a glob a shell would expand.
+AWKWARD_DIR = "/home/me/My Pets/it's \"theirs\" $HOME *"
+AWKWARD_ROOT = "/srv/lab runs/o'brien"
+
+
+@pytest.mark.parametrize("settings, name, root", [
+    (PROFILES["demo"], "demo", "/lab/runs"),
+    (PROFILES["quick"].with_overrides(dataset="folder", data_dir=AWKWARD_DIR, image_size=64, epochs=1),
+     "my.pets_v-2", AWKWARD_ROOT),
+    (PROFILES["report"].with_overrides(fine_tune_epochs=5, mask_classes=2, seed=7, jit_compile=True), "ft",
+     AWKWARD_ROOT),
+    (PROFILES["demo"].with_overrides(limit=64, epochs=2, image_size=32, extra={"backbone": "tiny"}), "demo", "runs"),
 ])
-def test_train_command_gives_back_the_same_settings_through_train_py(settings, name):
-    command = train_command(settings.to_dict(), name, "/lab/runs", ["detection-scratch"])
-    args = train.parse_args(shlex.split(command)[2:])
+def test_train_command_gives_back_the_same_settings_through_train_py(settings, name, root):
+    assert check_name(name) is None  # the awkward one is still a name train.py takes
+    command = train_command(settings.to_dict(), name, root, ["detection-scratch"])
+    words = shlex.split(command)  # what a POSIX shell hands train.py
+    assert words[:2] == ["python", "train.py"]
+    args = train.parse_args(words[2:])
     assert train.settings_from_args(args) == settings
-    assert args.name == name and args.runs_dir == "/lab/runs" and args.only == ["detection-scratch"]
+    assert args.name == name and args.runs_dir == root and args.only == ["detection-scratch"]
+
+
+@pytest.mark.parametrize("root", [AWKWARD_ROOT, "runs", None])
+def test_the_demo_sweep_and_app_commands_keep_an_awkward_runs_root_one_word(root):
+    demo = shlex.split(demo_command(root))
+    assert demo[:2] == ["python", "train.py"]
+    args = train.parse_args(demo[2:])
+    assert args.profile == "demo" and args.runs_dir == (root or "runs")
+    app = shlex.split(app_command(root))
+    assert app[:3] == ["streamlit", "run", "app.py"]
+    assert app[3:] == ([] if root in ("runs", None) else ["--", "--runs-dir", root])
+    sweep = train.parse_args(shlex.split(sweep_command(root))[2:])
+    assert sweep.sweep_limit == [96, 192, 384] and sweep.runs_dir == (root or "runs")
 
 
 def test_names_are_plain_folder_names():

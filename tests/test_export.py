@@ -1,16 +1,13 @@
 """The HTML export: one file, every section, opened in headless Chromium with the network blocked."""
 import re
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, require_browser
 from labcore.export import SECTIONS, export_html
 from labcore.runs import list_runs
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
 @pytest.fixture(scope="module")
@@ -60,9 +57,8 @@ def test_old_runs_without_confusion_say_retrain(demo_runs_copy, tmp_path):
     assert "retrain to see this" in out.read_text()
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_the_export_opens_offline_in_chromium_with_every_section(exported):
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    sync_api, chromium = require_browser("sync_api")
     from test_browser import CHROMIUM_ARGS
 
     requested, blocked = [], []
@@ -76,7 +72,7 @@ def test_the_export_opens_offline_in_chromium_with_every_section(exported):
             route.abort()
 
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1300, "height": 900})
         page.route("**/*", route)
         errors = []

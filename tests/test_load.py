@@ -1,26 +1,31 @@
 """scripts/load.py, short: four sessions upload four different photos to the live page at once.
 
-Skips, saying why, where Chromium or Playwright is missing. Checks behaviour only (every
-session gets every model's answer, no exception); the figures belong in docs/benchmarks.md.
+Skips, saying why, where Chromium or Playwright is missing (in CI it fails instead: conftest.py).
+Checks behaviour only (every session gets every model's answer, no exception); the figures
+belong in docs/benchmarks.md.
 """
 from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, require_browser
 
-pytest.importorskip("playwright.async_api", reason="playwright is not installed")
 sys.path.insert(0, str(ROOT / "scripts"))
 import load  # noqa: E402
-pytestmark = pytest.mark.skipif(not Path(load.CHROMIUM).exists(),
-                                reason=f"{load.CHROMIUM} is missing (apt-get install chromium)")
 
 
-def test_four_simultaneous_uploads_each_get_all_six_answers(demo_store, tmp_path, capsys):
+@pytest.fixture
+def chromium(monkeypatch) -> str:
+    """The Chromium every browser test drives (conftest's lookup), handed to the load script."""
+    _, path = require_browser("async_api")
+    monkeypatch.setattr(load, "CHROMIUM", path)
+    return path
+
+
+def test_four_simultaneous_uploads_each_get_all_six_answers(chromium, demo_store, tmp_path, capsys):
     figures = tmp_path / "load.json"
     assert load.main(["--runs-dir", str(demo_store), "--experiment", "demo", "--sessions", "4",
                       "--timeout", "300", "--json", str(figures)]) == 0
