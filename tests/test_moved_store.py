@@ -4,26 +4,25 @@ again), served with `streamlit run app.py -- --runs-dir ROOT` and driven in head
 Every page must work from the store alone: the showcase stored with the experiment."""
 from __future__ import annotations
 
+import os
 import re
+import shlex
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from conftest import ROOT, run_train, write_pets_folder
-from test_browser import CHROMIUM, CHROMIUM_ARGS, assert_no_error, free_port, sync_api, wait_until_idle
+from conftest import run_train, write_pets_folder
+from labcore.experiments import app_command
+from test_browser import (WAIT_MS, answers, assert_no_error, browser, playwright_chromium,  # noqa: F401 - fixtures
+                          settle, streamlit_server, title)
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 BREED_NAMES = ("Abyssinian", "American Bulldog", "Bengal")  # the three breeds write_pets_folder draws
 STORED = "the data is not on this machine: the 6 test images stored with the experiment"
 FALLBACKS = ("Use the synthetic source instead", "is not an Oxford-IIIT Pet folder", "not prepared")
 
 
 @pytest.fixture(scope="module")
-def moved_root(tmp_path_factory):
+def moved_root(playwright_chromium, tmp_path_factory):
     """The runs root on the 'laptop': only `photos/`, copied from the 'GPU machine', whose data is gone."""
     base = tmp_path_factory.mktemp("moved")
     pets = write_pets_folder(base / "pet photos" / "oxford pets")
@@ -42,43 +41,24 @@ def moved_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server(moved_root):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-         "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
-         "--", "--runs-dir", str(moved_root)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
-                if r.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start: " + (proc.stdout.read() if proc.stdout else ""))
-    yield url
-    proc.terminate()
-    proc.wait(timeout=20)
+    """`streamlit run app.py -- --runs-dir ROOT`, as the README says to present."""
+    env = {k: v for k, v in os.environ.items() if k != "PETLAB_RUNS_DIR"}
+    with streamlit_server(shlex.split(app_command(moved_root)), env) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
-def page(server):
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        tab = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
-        tab.set_default_timeout(120_000)
-        yield tab
-        browser.close()
+def page(browser, server):
+    tab = browser.new_page(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
+    tab.set_default_timeout(WAIT_MS)
+    yield tab
+    tab.close()
 
 
-def open_page(page, url: str, title: str) -> str:
+def open_page(page, url: str, heading: str, *expected) -> str:
+    """Open `url`, wait for its title and the `expected` (locator, count) pairs; no error, no fallback."""
     page.goto(url)
-    page.get_by_role("heading", name=title).first.wait_for()
-    wait_until_idle(page)
+    settle(page, (title(page, heading), 1), *expected)
     assert_no_error(page)
     body = page.inner_text("body")
     assert page.locator("[data-testid='stAlertContentError']").count() == 0
@@ -87,10 +67,9 @@ def open_page(page, url: str, title: str) -> str:
 
 
 def test_compare_shows_the_stored_test_images_with_truth_and_predictions(page, server):
-    body = open_page(page, f"{server}/compare", "Compare predictions")
+    pictures = page.get_by_test_id("stImage")
+    body = open_page(page, f"{server}/compare", "Compare predictions", (pictures, 2 * 4))  # 4 images, 2 runs
     assert STORED in body
-    shown = page.locator("[data-testid='stImage']").count()
-    assert shown == 2 * 4  # four test images (the slider's default) through both runs
     headings = [h for h in body.splitlines() if h.startswith("Test image ")]
     assert len(headings) == 4 and all(h.split(": ")[1] in BREED_NAMES for h in headings)
     assert body.count("mask IoU") == 8  # each prediction scored against the stored true mask
@@ -99,27 +78,19 @@ def test_compare_shows_the_stored_test_images_with_truth_and_predictions(page, s
 
 
 def test_live_examples_answer(page, server):
-    body = open_page(page, f"{server}/live", "Live inference")
+    examples = page.get_by_test_id("stButton").filter(has_text=re.compile(r"^test \d+: "))
+    body = open_page(page, f"{server}/live", "Live inference", (examples, 3))  # one example per breed
     assert STORED in body
-    buttons = page.locator("[data-testid='stButton'] button").filter(has_text="test ")
-    assert buttons.count() == 3  # one example per breed
-    buttons.first.click()
-    page.get_by_text("multitask-scratch").first.wait_for()
-    wait_until_idle(page)
+    examples.first.get_by_role("button").click()
+    settle(page, (answers(page), 2))  # both models answered, each with its time
     assert_no_error(page)
-    assert page.inner_text("body").count(" ms") == 2  # both models answered
 
 
 def test_dataset_and_per_breed_render(page, server):
-    body = open_page(page, f"{server}/dataset", "Dataset")
-    assert STORED in body
-    assert page.locator("[data-testid='stImage']").count() == 6  # all six stored images (8 asked)
-    charts = page.locator("[data-testid='stPlotlyChart']")
-    charts.first.wait_for()  # the chart element loads after the script has finished
-    assert charts.count() == 1  # the class balance
-    open_page(page, f"{server}/breeds", "Per-breed results")
-    charts.nth(3).wait_for()
-    assert charts.count() == 4  # bars and heat map per run
+    charts = page.get_by_test_id("stPlotlyChart")
+    body = open_page(page, f"{server}/dataset", "Dataset", (page.get_by_test_id("stImage"), 6), (charts, 1))
+    assert STORED in body  # all six stored images shown (eight asked), and the class balance
+    open_page(page, f"{server}/breeds", "Per-breed results", (charts, 4))  # bars and heat map per run
     for n in range(4):  # plotly draws a chart once it is on screen
         charts.nth(n).scroll_into_view_if_needed()
         charts.nth(n).locator(".js-plotly-plot").wait_for()
@@ -130,7 +101,7 @@ def test_dataset_and_per_breed_render(page, server):
 
 def test_the_export_is_written_from_the_store_alone(page, server, tmp_path):
     open_page(page, server, "Transfer learning on Oxford-IIIT Pet")
-    with page.expect_download(timeout=300_000) as download:
+    with page.expect_download(timeout=WAIT_MS) as download:
         page.get_by_role("button", name="Download the lab as one HTML file").click()
     saved = tmp_path / "lab.html"
     download.value.save_as(saved)
