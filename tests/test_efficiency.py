@@ -84,6 +84,8 @@ def test_the_reading_follows_the_lead():
     assert trend([(50, 0.39), (300, 0.05)]) == "it shrinks as the data grows"
     assert trend([(50, 0.05), (300, 0.30)]) == "it grows with the data"
     assert trend([(50, 0.10), (300, 0.11)]) == "about the same at every size"
+    assert trend([(50, -0.03), (300, -0.22)]) == "scratch's lead grows with the data"
+    assert trend([(50, 0.20)]) == "one size only"
 
 
 def test_the_export_has_the_curves_for_a_sweep_and_a_note_otherwise(sweep_store, demo_store, tmp_path,
