@@ -16,7 +16,7 @@ from pathlib import Path
 
 # Importing labcore keeps TensorFlow's start-up chatter out of the log (labcore.quiet).
 from labcore.efficiency import sweep_name
-from labcore.experiments import check_name
+from labcore.experiments import app_command, check_name
 from labcore.inflight import TrainingUnderway, claim
 from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings
 
@@ -154,8 +154,7 @@ def main(argv: list[str] | None = None) -> int:
           else summary(experiment, run_ids))
     if not trained:
         print("\nnothing to train: every run asked for is finished with these settings (--force retrains)")
-    print(f"\nruns are in {experiment}/; see them with: streamlit run app.py"
-          + ("" if args.runs_dir == "runs" else f" -- --runs-dir {args.runs_dir}")
+    print(f"\nruns are in {experiment}/; see them with: {app_command(args.runs_dir)}"
           + (" (page: Data efficiency)" if args.sweep_limit else ""))
     return 0
 

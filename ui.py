@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Sequence
 import streamlit as st
 
 from labcore import inflight
-from labcore.experiments import Experiment, list_experiments, store_signature, train_command
+from labcore.experiments import Experiment, demo_command, list_experiments, store_signature, train_command
 from labcore.report import PRESETS
 from labcore.runs import Run, default_runs_dir, in_progress_runs
 from labcore.settings import PROFILE_HELP
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from labcore.sources import Source
 
 EXPERIMENT_KEY = "experiment"
-DEMO_COMMAND = "python train.py --profile demo"
 SHARED_PETS = Path(__file__).resolve().parent.parent / "shared" / "data" / "oxford-pets-3class"
 PLOTLY_CONFIG = {"displaylogo": False, "toImageButtonOptions": {"format": "png", "scale": 2}}
 POLL_SECONDS = 3  # how often a page looks at a training under way
@@ -137,18 +136,18 @@ def empty_state(offer_training: bool = False) -> None:
     """What a page shows without finished runs: the command that trains them or, with
     `offer_training` and a browser on this machine, a button that trains the demo here."""
     root = runs_root()
-    where = "" if str(root) == "runs" else f" --runs-dir {root}"
     experiment = current_experiment()
     underway = inflight.holder(root) is not None
     if experiment is None:
         if underway:
             st.info(f"A training has started in **{escape(root)}**: this page fills as its runs finish.")
             return
+        here = offer_training and may_train_here()
         st.info(f"No runs in **{escape(root)}** yet. Train the six demo runs (synthetic pets, no network, "
-                "a few minutes on a laptop CPU)" + (" here, or in a terminal:" if offer_training else ":"))
+                "a few minutes on a laptop CPU)" + (" here, or in a terminal:" if here else ":"))
         if offer_training:
             train_here_button(root)
-        st.code(DEMO_COMMAND + where, language="bash")
+        st.code(demo_command(root), language="bash")
         st.caption("The pages fill as the runs finish, whichever way they are trained. "
                    "`python train.py --help` lists the real-data profiles.")
         return
@@ -158,7 +157,7 @@ def empty_state(offer_training: bool = False) -> None:
         return
     st.info(f"No finished runs in experiment **{escape(experiment.name)}** yet. Train them with:")
     st.code(train_command(experiment.settings, experiment.name, root) if experiment.settings
-            else DEMO_COMMAND + where, language="bash")
+            else demo_command(root), language="bash")
     if experiment.partial:
         st.caption(f"Started but not finished: {escape(', '.join(experiment.partial))} "
                    "(the same command resumes them).")

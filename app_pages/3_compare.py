@@ -7,7 +7,7 @@ import ui
 from labcore.data import test_indices
 from labcore.examples import (disagreement, most_different, of_breed, pick_random, predict_images, scores,
                               settings_from_config)
-from labcore.gradcam import gradcam_overlay
+from labcore.gradcam import cam_caption, gradcam_overlay
 from labcore.inference import Prediction
 from labcore.plots import overlay
 from labcore.runs import Run
@@ -78,8 +78,7 @@ def draw_prediction(run: Run, pred: Prediction, example: dict, opacity: float, n
 def draw_gradcam(run: Run, example: dict) -> None:
     got = gradcam_overlay(ui.predictor(run), Image.fromarray(example["image"]), width=SHOW_WIDTH)
     if got:  # as wide as the prediction's picture above it
-        caption = f"Grad-CAM of {run.run_id}'s top breed · {got[1] * 1000:.0f} ms"
-        st.columns([3, 2])[0].image(got[0], caption=caption)
+        st.columns([3, 2])[0].image(got.picture, caption=cam_caption(run.run_id, got.seconds, got.empty))
 
 
 st.title("Compare predictions")

@@ -17,7 +17,7 @@ import ui
 from labcore.data import test_indices
 from labcore.examples import showcase
 from labcore.experiments import Experiment, synthetic_warning
-from labcore.gradcam import gradcam_on
+from labcore.gradcam import cam_caption, gradcam_on
 from labcore.images import MAX_UPLOAD_MB, ImageError, Photo, prepare_photo
 from labcore.inference import Prediction, Predictor
 from labcore.plots import overlay
@@ -79,10 +79,12 @@ def overlay_jpeg(model_key: str, digest: str, opacity: float, _pred: Prediction,
 
 
 @st.cache_data(show_spinner=False, max_entries=CACHED_PHOTOS * 6)
-def gradcam_jpeg(model_key: str, digest: str, _predictor: Predictor, _photo: Photo) -> tuple[bytes, float] | None:
-    """The Grad-CAM of the model's top breed over the display-size photo, as JPEG, and its seconds."""
+def gradcam_jpeg(model_key: str, digest: str, _predictor: Predictor,
+                 _photo: Photo) -> tuple[bytes, float, bool] | None:
+    """The Grad-CAM of the model's top breed over the display-size photo, as JPEG, its seconds
+    and whether the map is empty."""
     got = gradcam_on(_predictor, _photo.inputs[_predictor.image_size], _photo.shown)
-    return (jpeg(got[0]), got[1]) if got else None
+    return (jpeg(got.picture), got.seconds, got.empty) if got else None
 
 
 def jpeg(image: Image.Image) -> bytes:
@@ -154,8 +156,7 @@ def draw_prediction(run: Run, pred: Prediction, photo: Photo, digest: str, opaci
 def draw_gradcam(run: Run, predictor: Predictor, photo: Photo, digest: str) -> None:
     got = gradcam_jpeg(model_key(run), digest, predictor, photo)
     if got:
-        st.image(got[0], output_format="JPEG",
-                 caption=f"Grad-CAM of {run.run_id}'s top breed · {got[1] * 1000:.0f} ms")
+        st.image(got[0], output_format="JPEG", caption=cam_caption(run.run_id, *got[1:]))
 
 
 def predictions_grid(runs: list[Run], photo: Photo, digest: str, opacity: float, show_cam: bool) -> None:

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import math
 import re
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from labcore.experiments import NOT_COMPARED, Experiment, epochs_text
+from labcore.experiments import NOT_COMPARED, Experiment, epochs_text, runs_dir_words
 from labcore.runs import Run
 from labcore.settings import FULL_SPLIT_SIZES, INITS, METRIC_LABELS, PROFILES, REPORT_NUMBERS, settings_from_dict
 
@@ -196,6 +197,6 @@ def _finite(value) -> bool:
 
 def sweep_command(root: Path | str | None = None) -> str:
     """The demo sweep, for a page that has none to show."""
-    where = "" if root is None or str(root) == "runs" else f" --runs-dir {root}"
-    return f"python train.py --profile demo --sweep-limit 96 192 384{where}"
+    return shlex.join(["python", "train.py", "--profile", "demo", "--sweep-limit", "96", "192", "384",
+                       *runs_dir_words(root)])
 

@@ -13,6 +13,7 @@ cannot stand beside the report's (`not_comparable`).
 from __future__ import annotations
 
 import re
+import shlex
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -237,26 +238,43 @@ def record_settings(path: Path, name: str, settings: Settings) -> None:
 def train_command(settings: dict[str, Any], experiment: str, root: Path | str | None = None,
                   only: Sequence[str] = ()) -> str:
     """The train.py command that trains more runs into this experiment with its own settings
-    (so they are not refused for differing): the profile plus every setting that differs."""
+    (so they are not refused for differing): the profile plus every setting that differs.
+    Shell-quoted: a data folder or runs root with spaces or quotes stays one word."""
     s = settings_from_dict(settings)
     base = PROFILES.get(s.profile, PROFILES["report"])
-    parts = ["python train.py", f"--profile {s.profile if s.profile in PROFILES else 'report'}"]
+    words = ["python", "train.py", "--profile", s.profile if s.profile in PROFILES else "report"]
     flags = (("dataset", "--dataset"), ("data_dir", "--data-dir"), ("image_size", "--image-size"),
              ("epochs", "--epochs"), ("limit", "--limit"), ("weights", "--weights"),
              ("mask_classes", "--mask-classes"), ("fine_tune_epochs", "--fine-tune-epochs"), ("seed", "--seed"))
     for key, flag in flags:
         value = getattr(s, key)
         if value != getattr(base, key) and value is not None:
-            parts.append(f"{flag} {value}")
+            words += [flag, str(value)]
     for key, flag in (("mixed_precision", "--mixed-precision"), ("jit_compile", "--jit-compile")):
         if getattr(s, key) and not getattr(base, key):
-            parts.append(flag)
+            words.append(flag)
     if s.extra.get("backbone") == "tiny":
-        parts.append("--tiny-backbones")
+        words.append("--tiny-backbones")
     if experiment != s.profile:
-        parts.append(f"--name {experiment}")
-    if root is not None and str(root) != "runs":
-        parts.append(f"--runs-dir {root}")
+        words += ["--name", experiment]
+    words += runs_dir_words(root)
     if only:
-        parts.append("--only " + " ".join(only))
-    return " ".join(parts)
+        words += ["--only", *only]
+    return shlex.join(words)
+
+
+def demo_command(root: Path | str | None = None) -> str:
+    """The train.py command that trains the demo's six runs into `root`, shell-quoted."""
+    return shlex.join(["python", "train.py", "--profile", "demo", *runs_dir_words(root)])
+
+
+def app_command(root: Path | str | None = None) -> str:
+    """The command that starts the app on the runs root `root`, shell-quoted."""
+    words = runs_dir_words(root)
+    return shlex.join(["streamlit", "run", "app.py", *(["--", *words] if words else [])])
+
+
+def runs_dir_words(root: Path | str | None) -> list[str]:
+    """`--runs-dir ROOT` as words of a command (join them with shlex.join), left out for the
+    default root (`runs`)."""
+    return [] if root is None or str(root) == "runs" else ["--runs-dir", str(root)]

@@ -118,7 +118,7 @@ def _lock_info(path: Path) -> dict:
 
 
 def underway_message(root: Path, info: dict) -> str:
-    command = " ".join(info.get("command") or []) or "another train.py"
+    command = shlex.join(map(str, info.get("command") or [])) or "another train.py"
     since = clock(info["started"]) if isinstance(info.get("started"), (int, float)) else "a while ago"
     return (f"{root} is being trained by process {info.get('pid', '?')} since {since} ({command}); "
             "one training at a time per runs root. Wait for it to finish (the app shows its progress), "

@@ -1,7 +1,10 @@
 """Shared fixtures. Everything runs offline on synthetic data; tests that read the shared real
-slice (../shared/data/oxford-pets-3class) skip where it is absent."""
+slice (../shared/data/oxford-pets-3class) skip where it is absent. Browser tests (the app, the
+export, the load script) skip where Chromium or Playwright is missing, but fail instead with
+PETLAB_REQUIRE_BROWSER=1, which CI (.ci/run) sets: there a skip would hide a broken install."""
 from __future__ import annotations
 
+import importlib
 import os
 import shutil
 import subprocess
@@ -15,6 +18,7 @@ import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_PETS = ROOT.parent / "shared" / "data" / "oxford-pets-3class"
+REQUIRE_BROWSER_ENV = "PETLAB_REQUIRE_BROWSER"
 
 # The smallest demo that still exercises every run and every file: tiny backbones, 32 px,
 # 64 images, 2 epochs. (The real backbones are built in test_models and trained in
@@ -31,11 +35,14 @@ def run_train(args: list[str], runs_dir: Path, timeout: int = 900) -> subprocess
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory) -> Path:
     """A runs root holding one experiment, `demo`, with all six runs, made by
-    `train.py --profile demo` (tiny overrides). Tests must not modify it: copy it first."""
+    `train.py --profile demo` (tiny overrides); what train.py printed is kept beside it, in
+    `train.out` and `train.stderr`. Tests must not modify it: copy it first."""
     root = tmp_path_factory.mktemp("demo") / "runs"
     result = run_train(TINY_DEMO_ARGS, root)
     assert result.returncode == 0, result.stderr[-3000:]
-    (root.parent / "train.stderr").write_text(result.stderr)  # for the tests of what it printed
+    # What it printed, for the tests of its output.
+    (root.parent / "train.out").write_text(result.stdout)
+    (root.parent / "train.stderr").write_text(result.stderr)
     return root
 
 
@@ -85,6 +92,30 @@ def two_experiments(demo_store, tmp_path_factory) -> Path:
                         "--name", "photos"], root)
     assert result.returncode == 0, result.stderr[-3000:]
     return root
+
+
+def find_chromium() -> str | None:
+    """Debian's Chromium, as every browser test finds it: on PATH as chromium (or chromium-browser)."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def require_browser(api: str) -> tuple[object, str]:
+    """Playwright's `playwright.<api>` module and the Chromium to drive with it. Where either is
+    missing: a skip saying what to install, or a failure where PETLAB_REQUIRE_BROWSER=1."""
+    missing = []
+    try:
+        module = importlib.import_module(f"playwright.{api}")
+    except ImportError:
+        missing.append("playwright is not installed (pip install -r requirements.txt)")
+    chromium = find_chromium()
+    if chromium is None:
+        missing.append("Debian's chromium is not on PATH (apt-get install chromium)")
+    if missing:
+        reason = "; ".join(missing)
+        if os.environ.get(REQUIRE_BROWSER_ENV) == "1":
+            pytest.fail(f"{reason}; {REQUIRE_BROWSER_ENV}=1 requires the browser tests to run", pytrace=False)
+        pytest.skip(reason)
+    return module, chromium
 
 
 @pytest.fixture

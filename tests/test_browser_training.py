@@ -12,12 +12,9 @@ import urllib.request
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, require_browser
 from labcore import inflight
-from test_browser import CHROMIUM, CHROMIUM_ARGS, free_port
-
-sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+from test_browser import CHROMIUM_ARGS, free_port
 
 TINY_DEMO = "--tiny-backbones --image-size 32 --limit 64 --epochs 3 --jobs 1 --only segmentation-scratch multitask-scratch"
 BUTTON = "Train the demo here"
@@ -25,7 +22,9 @@ BUTTON = "Train the demo here"
 
 @pytest.fixture
 def empty_store_server(tmp_path):
-    """The app served on 127.0.0.1 on an empty runs root; the root, the url."""
+    """The app served on 127.0.0.1 on an empty runs root; the root, the url, and Playwright's
+    sync_api with the Chromium to drive (asked for first: a missing browser starts no server)."""
+    sync_api, chromium = require_browser("sync_api")
     root = tmp_path / "runs"
     port = free_port()
     env = {**os.environ, "PETLAB_RUNS_DIR": str(root), inflight.DEMO_ARGS_ENV: TINY_DEMO}
@@ -41,7 +40,7 @@ def empty_store_server(tmp_path):
                 break
         except OSError:
             time.sleep(0.5)
-    yield root, url
+    yield root, url, sync_api, chromium
     proc.terminate()
     proc.wait(timeout=20)
     holder = inflight.holder(root)  # a training the test left behind (it failed half way)
@@ -50,9 +49,9 @@ def empty_store_server(tmp_path):
 
 
 def test_the_button_trains_the_demo_once_and_the_overview_fills_without_a_reload(empty_store_server):
-    root, url = empty_store_server
+    root, url, sync_api, chromium = empty_store_server
     with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         first, second = (browser.new_page(viewport={"width": 1400, "height": 1000}) for _ in range(2))
         for tab in (first, second):
             tab.set_default_timeout(120_000)

@@ -12,10 +12,11 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from labcore.gradcam import GradCam, cell_centres, gradcam_for, gradcam_overlay, has_breed_head, heat_overlay, mass_in_mask
+from labcore.gradcam import (NO_HEAT, GradCam, cam_caption, cell_centres, gradcam_for, gradcam_overlay, has_breed_head,
+                             heat_overlay, mass_in_mask)
 from labcore.images import resize_for_model
 from labcore.inference import Predictor
-from labcore.models import build_backbone, build_model, set_bn_momentum
+from labcore.models import build_backbone, build_model, set_bn_momentum, set_frozen
 from labcore.sources import NUM_CLASSES, draw_pet, synthetic_arrays
 
 SIZE = 192
@@ -69,6 +70,67 @@ def test_the_heat_map_lies_where_the_evidence_is():
     print(f"\nGrad-CAM mass inside the pet mask, known red-coat model: {np.mean(masses):.3f} "
           f"(the pet covers {area:.3f} of the picture)")
     assert np.mean(masses) > 0.6 and min(masses) > area
+
+
+def frozen_with_a_common_part(size: int, settings) -> keras.Model:
+    """A frozen "pretrained" backbone under the app's own heads (`build_model`: pooling, then
+    Dense, BatchNormalization and ReLU, then the label layer), as a pretrained run has them,
+    with a known answer. The backbone's channel 0 is the red coat, breed 0's evidence (as in
+    `red_detector`); channel 1 is on everywhere for every picture (5.0), the common part a
+    frozen pretrained backbone's channels carry. Training leaves the heads' BatchNormalization
+    with the average output as its moving mean: 0 for the coat (most of a picture has none),
+    4.9 for the common part. Breed 0's logit is then coat - (common part - 4.9) + 1: it wins
+    on every picture, and on a red-coated pet by what the coat adds."""
+    image = keras.Input((size, size, 3))
+    coat = keras.layers.Conv2D(1, 1, activation="relu", name="coat")(image)
+    coat = keras.layers.ZeroPadding2D(((0, 16), (0, 16)))(keras.layers.Cropping2D(((16, 0), (16, 0)))(coat))
+    common = keras.layers.Conv2D(1, 1, activation="relu", name="common")(image)
+    channels = [keras.layers.AveragePooling2D(32)(x) for x in (coat, common)]
+    backbone = keras.Model(image, keras.layers.Concatenate()(channels), name="pretrained")
+    backbone.get_layer("coat").set_weights([np.array([[[[1], [-0.5], [-0.5]]]], np.float32) / 255,
+                                            np.array([-40 / 255], np.float32)])
+    backbone.get_layer("common").set_weights([np.zeros((1, 1, 3, 1), np.float32), np.array([5.0], np.float32)])
+    set_frozen(backbone, True)
+    model = build_model("detection", settings.with_overrides(image_size=size, dense_units=(), branch_units=2), backbone)
+    for layer in model.layers:  # both heads' Dense + BatchNormalization pass the two channels on
+        if isinstance(layer, keras.layers.Dense) and layer.name not in ("label", "bbox"):
+            layer.set_weights([np.eye(2, dtype=np.float32), np.zeros(2, np.float32)])
+        elif isinstance(layer, keras.layers.BatchNormalization):
+            layer.set_weights([np.ones(2), np.zeros(2), np.array([0.0, 4.9]), np.ones(2)])
+    kernel, bias = np.zeros((2, NUM_CLASSES), np.float32), np.zeros(NUM_CLASSES, np.float32)
+    kernel[:, 0], bias[0] = [1.0, -1.0], 1.0
+    model.get_layer("label").set_weights([kernel, bias])
+    return model
+
+
+def test_a_frozen_backbones_common_part_is_not_taken_for_evidence(tiny_settings):
+    """Why the frozen pretrained runs' maps were blank: plain Grad-CAM weighs the raw features,
+    common part included, which here outweighs the coat in every cell (each cell's weighted
+    sum is coat - 5 < 0), so the ReLU left nothing. Measured from the heads' moving mean, the
+    coat is what counts, and the map lies on the pet."""
+    rng = np.random.default_rng(0)
+    pets = [draw_pet(0, rng) for _ in range(20)]
+    model = frozen_with_a_common_part(SIZE, tiny_settings)
+    heat = GradCam(model, "tiny", SIZE)(resized(np.stack([p[0] for p in pets])))
+    assert (heat.top == 0).all()
+    assert not heat.empty.any(), f"{heat.empty.sum()} of 20 maps blank"
+    masses = [mass_in_mask(heat.maps[i], pets[i][2], SIZE) for i in range(20)]
+    area = float(np.mean([p[2].mean() for p in pets]))
+    assert np.mean(masses) > 0.6 and min(masses) > area, (np.mean(masses), min(masses), area)
+
+
+def test_a_map_with_no_heat_says_so(tiny_settings):
+    """Breed 0 wins on a grey picture too (by the logit's bias), with nothing in it that adds to
+    its score: the map is empty, and its caption says so instead of passing the bare photo off
+    as a map."""
+    model = frozen_with_a_common_part(SIZE, tiny_settings)
+    grey = Image.new("RGB", (SIZE, SIZE), (128, 128, 128))
+    got = gradcam_overlay(Predictor(model, "detection-pretrained", "tiny", SIZE), grey)
+    assert got.empty
+    assert cam_caption("detection-pretrained", got.seconds, got.empty).endswith(f" · {NO_HEAT}")
+    pet = Image.fromarray(draw_pet(0, np.random.default_rng(1))[0])
+    shown = gradcam_overlay(Predictor(model, "detection-pretrained", "tiny", SIZE), pet)
+    assert not shown.empty and NO_HEAT not in cam_caption("detection-pretrained", shown.seconds, shown.empty)
 
 
 def pet_finder(size: int, settings) -> keras.Model:
@@ -126,10 +188,19 @@ def test_one_trace_serves_every_batch_size(tiny_settings):
 def test_the_overlay_for_a_photo_and_none_for_a_mask_only_model(tiny_settings):
     photo = Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120, 3), np.uint8))
     predictor = Predictor(tiny_model(tiny_settings, "multitask", 64), "multitask-scratch", "tiny", 64)
-    picture, seconds = gradcam_overlay(predictor, photo)
+    picture, seconds, _ = gradcam_overlay(predictor, photo)
     assert picture.size == photo.size and seconds > 0
     assert gradcam_for(predictor) is gradcam_for(predictor)  # made once per predictor
     assert gradcam_overlay(predictor, photo, width=60)[0].size == (60, 45)
+    # The tint lies where the evidence is: a model that looks at the red coat, on a drawn
+    # Abyssinian, changes the pet's pixels and leaves the background nearly as it was.
+    image, _, mask = draw_pet(0, np.random.default_rng(3))
+    known = Predictor(red_detector(SIZE), "detection-scratch", "tiny", SIZE)
+    picture = gradcam_overlay(known, Image.fromarray(image))[0]
+    change = np.abs(np.asarray(picture, np.int32) - image.astype(np.int32)).sum(axis=-1)
+    on_pet, off_pet = change[mask[..., 0] == 1].mean(), change[mask[..., 0] == 0].mean()
+    print(f"\nGrad-CAM overlay, mean change per pixel: {on_pet:.1f} on the pet, {off_pet:.1f} off it")
+    assert on_pet > 30 and on_pet > 2 * off_pet
     masks_only = Predictor(tiny_model(tiny_settings, "segmentation", 64), "segmentation-scratch", "tiny", 64)
     assert not has_breed_head(masks_only.model) and gradcam_overlay(masks_only, photo) is None
     with pytest.raises(ValueError, match="no breed head"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -107,11 +108,16 @@ def test_the_plan_and_the_folder_say_which_runs_wait_and_where_the_others_are(tm
     assert 0 < training.eta_seconds <= 30 + 60
 
 
-def test_a_plan_whose_trainer_is_gone_reads_as_stopped(tmp_path):
+def test_a_plan_whose_trainer_is_gone_reads_as_stopped_and_every_page_says_so(tmp_path, monkeypatch):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     experiment = in_training(tmp_path / "runs", pid=int(gone.stdout))
     assert inflight.read_training(experiment).state == "stopped"
     assert [t.name for t in inflight.trainings(tmp_path / "runs")] == ["demo"]
+    at = open_app(tmp_path / "runs", monkeypatch)
+    warning = " ".join(w.value for w in at.warning)
+    assert f"stopped before it finished (process {gone.stdout.strip()} is gone): 3 of 4 runs unfinished" in warning
+    assert "python train.py --profile demo" in warning  # the command that resumes it
+    assert not at.get("progress")
 
 
 def open_app(root: Path, monkeypatch, address: str | None = None) -> AppTest:
@@ -158,3 +164,10 @@ def test_a_running_run_s_time_left_follows_its_epochs_once_it_has_two(tmp_path):
     write_json(experiment / ".partial" / "detection-scratch" / "history.json",
                {**history(2), "epoch_seconds": [100.0, 5.0]})  # the first epoch traces: not its pace
     assert inflight.read_training(experiment).eta_seconds == pytest.approx(4 * 5.0)
+
+
+def test_the_command_holding_the_root_is_shown_shell_quoted(tmp_path):
+    command = ["train.py", "--profile", "demo", "--runs-dir", "/srv/lab runs/o'brien"]
+    message = inflight.underway_message(tmp_path, {"command": command, "pid": 7})
+    shown = message[message.index(" (") + 2:message.index("); ")]
+    assert shlex.split(shown) == command
