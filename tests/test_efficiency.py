@@ -66,6 +66,12 @@ def test_without_a_sweep_the_page_gives_the_command_for_one(demo_store, monkeypa
     assert [c.value for c in at.code] == [f"python train.py --profile demo --sweep-limit 96 192 384 --runs-dir {demo_store}"]
 
 
+def test_with_no_runs_at_all_the_page_says_how_to_make_them(tmp_path, monkeypatch):
+    at = open_page(tmp_path / "nothing-here", monkeypatch)
+    assert any("python train.py --profile demo" in c.value for c in at.code)
+    assert any("No runs in" in i.value for i in at.info) and not at.get("plotly_chart")
+
+
 def test_groups_hold_only_experiments_that_differ_in_limit(sweep_store, tmp_path):
     root = tmp_path / "runs"
     shutil.copytree(sweep_store.root, root)
