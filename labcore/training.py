@@ -181,6 +181,14 @@ def compile_model(model: keras.Model, outputs: tuple[str, ...], learning_rate: f
                   jit_compile=jit_compile)
 
 
+def replica_strategy() -> tf.distribute.Strategy | None:
+    """MirroredStrategy over the process's devices where it has several, else None: the GPUs,
+    or on a machine without one, the logical CPUs a process may split its CPU into
+    (`tf.config.set_logical_device_configuration`), which is how the tests run this branch."""
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([d.name for d in devices]) if len(devices) > 1 else None
+
+
 def weights_origin(spec: RunSpec, settings: Settings) -> str:
     """imagenet | synthetic-pretext | none: where the backbone's starting weights come from."""
     return "none" if spec.init == "scratch" else settings.weights
@@ -220,8 +228,9 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
 
     if settings.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
-    gpus = tf.config.list_logical_devices("GPU")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else None
+    strategy = replica_strategy()
+    if strategy:
+        progress(f"[{spec.run_id}] MirroredStrategy: one replica on each of {strategy.num_replicas_in_sync} devices")
     keras.utils.set_random_seed(settings.seed)
     splits = make_splits(source, settings, spec.task, name)
     progress(f"[{spec.run_id}] {name}, {weights_origin(spec, settings)} weights, "

@@ -35,11 +35,14 @@ def run_train(args: list[str], runs_dir: Path, timeout: int = 900) -> subprocess
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory) -> Path:
     """A runs root holding one experiment, `demo`, with all six runs, made by
-    `train.py --profile demo` (tiny overrides). Tests must not modify it: copy it first."""
+    `train.py --profile demo` (tiny overrides); what train.py printed is kept beside it, in
+    `train.out` and `train.stderr`. Tests must not modify it: copy it first."""
     root = tmp_path_factory.mktemp("demo") / "runs"
     result = run_train(TINY_DEMO_ARGS, root)
     assert result.returncode == 0, result.stderr[-3000:]
-    (root.parent / "train.stderr").write_text(result.stderr)  # for the tests of what it printed
+    # What it printed, for the tests of its output.
+    (root.parent / "train.out").write_text(result.stdout)
+    (root.parent / "train.stderr").write_text(result.stderr)
     return root
 
 

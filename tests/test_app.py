@@ -47,6 +47,28 @@ def texts(at: AppTest) -> str:
     return "\n".join(shown(str(e.value)) for kind in kinds for e in at.get(kind))
 
 
+@pytest.fixture
+def downloads(monkeypatch) -> dict:
+    """What the pages' download buttons hand over, by file name: the bytes, or for a button made
+    on click the callable Streamlit calls then. (AppTest's media store lives for one run.)"""
+    from streamlit.runtime.media_file_manager import MediaFileManager
+    from streamlit.testing.v1 import app_test
+
+    files = {}
+
+    class Recording(MediaFileManager):
+        def add(self, path_or_data, mimetype, coordinates, file_name=None, is_for_static_download=False):
+            files[file_name] = path_or_data
+            return super().add(path_or_data, mimetype, coordinates, file_name, is_for_static_download)
+
+        def add_deferred(self, data_callable, mimetype, coordinates, file_name=None, **kwargs):
+            files[file_name] = data_callable
+            return super().add_deferred(data_callable, mimetype, coordinates, file_name, **kwargs)
+
+    monkeypatch.setattr(app_test, "MediaFileManager", Recording)
+    return files
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_every_page_with_no_runs_says_how_to_make_them(page, tmp_path, monkeypatch):
     root = tmp_path / "nothing here, 'yet'"  # the command shown must keep it one word
@@ -79,15 +101,33 @@ def test_overview_with_a_corrupt_metrics_file_shows_the_problem_and_the_rest(dem
     assert "no validation figure for detection-scratch" in texts(at)
 
 
-def test_histories_draw_a_chart_per_metric_and_presets_narrow_the_runs(demo_store, demo_runs, monkeypatch):
+def test_histories_draw_a_chart_per_metric_and_presets_narrow_the_runs(demo_store, demo_runs, monkeypatch, downloads):
+    import pandas as pd
+
     at = open_page(PAGES[1], demo_store, monkeypatch)
     expected = history_keys([r.history for r in list_runs(demo_runs)])
     assert len(at.get("plotly_chart")) == len(expected) >= 4
-    assert at.get("download_button")
+    assert [b.label for b in at.get("download_button")] == ["Download these histories (CSV)"]
+    # The CSV holds every run's history.json, value by value, in epoch order.
+    table = pd.read_csv(io.BytesIO(downloads["histories.csv"]))
+    assert list(table.columns) == ["experiment", "run", "weights", "epoch", "series", "value"]
+    assert set(table["experiment"]) == {"demo"} and sorted(set(table["run"])) == sorted(RUN_IDS)
+    for run_id in RUN_IDS:
+        stored = json.loads((demo_runs / run_id / "history.json").read_text())
+        config = json.loads((demo_runs / run_id / "config.json").read_text())
+        rows = table[table["run"] == run_id]
+        assert set(rows["weights"]) == {config["weights"]}
+        got = {series: list(part.sort_values("epoch")["value"]) for series, part in rows.groupby("series")}
+        assert got.keys() == stored.keys(), run_id
+        for series, values in stored.items():
+            assert got[series] == pytest.approx(values, rel=1e-12), (run_id, series)
+            assert sorted(rows[rows["series"] == series]["epoch"]) == list(range(1, len(values) + 1))
     at.selectbox(key="hist_runs_preset").select("pretrained vs scratch · segmentation").run()
     assert not at.exception
     assert at.pills(key="hist_runs").value == ["demo/segmentation-pretrained", "demo/segmentation-scratch"]
     assert len(at.get("plotly_chart")) == 3  # total, mask loss, mask accuracy
+    assert sorted(set(pd.read_csv(io.BytesIO(downloads["histories.csv"]))["run"])) == [
+        "segmentation-pretrained", "segmentation-scratch"]  # the CSV holds the runs shown
 
 
 def test_compare_shows_both_runs_on_test_images_without_head_boxes(demo_store, monkeypatch):
@@ -198,8 +238,21 @@ def test_dataset_browses_the_experiments_data_and_a_folder_it_was_trained_on(two
     at.selectbox(key="data_source").select(f"folder|{folder}|None|42").run()
     assert not at.exception and "Oxford-IIIT Pet folder" in texts(at)
     assert len(at.image) == at.slider(key="data_count").value
-    at.selectbox(key="data_breed").select(5).run()  # Bengal
-    assert {c.value.split(" ·")[0] for c in at.caption if "Bengal" in c.value} == {"Bengal"}
+    at.selectbox(key="data_breed").select(5).run()  # Bengal: the six trainval Bengals, nothing else
+    assert not at.exception and image_breeds(at) == ["Bengal"] * 6 and len(at.image) == 6
+    at.radio(key="data_split").set_value("test").run()
+    assert not at.exception and image_breeds(at) == ["Bengal"] * 2 and len(at.image) == 2
+    at.selectbox(key="data_breed").select(None).run()  # every test image: two of each breed
+    assert sorted(image_breeds(at)) == sorted(["Abyssinian", "American Bulldog", "Bengal"] * 2)
+    assert len(at.image) == 6 and at.slider(key="data_count").value == 8
+
+
+def image_breeds(at: AppTest) -> list[str]:
+    """The breed under each picture of the Dataset page, in page order."""
+    from labcore.settings import BREEDS, breed_name
+
+    names = {breed_name(k) for k in range(len(BREEDS))}
+    return [c.value.split(" ·")[0] for c in at.caption if c.value.split(" ·")[0] in names]
 
 
 def test_dataset_says_why_oxford_iiit_pet_is_unavailable(tmp_path, monkeypatch):
@@ -280,9 +333,18 @@ def test_an_older_flat_store_opens_as_one_experiment(demo_runs, tmp_path, monkey
     assert len(at.table[0].value) == len(RUN_IDS)
 
 
-def test_overview_offers_the_lab_as_one_html_file(demo_store, monkeypatch):
+def test_overview_offers_the_lab_as_one_html_file(demo_store, demo_runs, monkeypatch, downloads):
     at = open_page(PAGES[0], demo_store, monkeypatch)
     assert [b.label for b in at.get("download_button")] == ["Download the lab as one HTML file"]
+    page = downloads["lab.html"]().decode("utf-8")  # what a click hands over
+    assert page.startswith("<!DOCTYPE html>") and "<title>Transfer learning on Oxford-IIIT Pet: demo</title>" in page
+    assert "Experiment <b>demo</b>: drawn pets (synthetic)" in page
+    runs_table = page[page.index('<section id="provenance">'):page.index('<section id="runs">')]
+    assert re.findall(r"<tr><td>([a-z-]+)</td>", runs_table) == list(RUN_IDS)
+    for run_id in RUN_IDS:  # each run's own figures, as metrics.json has them
+        accuracy = json.loads((demo_runs / run_id / "metrics.json").read_text())["test"].get("label_accuracy")
+        if accuracy is not None:
+            assert f"<td>{accuracy:.4g}</td>" in page, run_id
 
 
 def test_compare_draws_grad_cam_for_breed_heads_only(demo_store, monkeypatch):
@@ -307,11 +369,33 @@ def test_breeds_page_shows_both_runs_and_says_retrain_for_old_runs(demo_runs_cop
         "demo/detection-pretrained", "demo/detection-scratch")
     assert not any(o.startswith("segmentation") for o in at.selectbox(key="breeds_a").options)
     assert len(at.get("plotly_chart")) == 4  # bars and heat map, per run
-    assert {m.label for m in at.metric} == {"accuracy", "cats", "dogs", "cat vs dog"}
+    assert [m.label for m in at.metric] == ["accuracy", "cats", "dogs", "cat vs dog"] * 2
     assert "most confused pairs" in texts(at)
+    for split in ("test", "val"):
+        if split == "val":
+            at.radio(key="breeds_split").set_value("val").run()
+            assert not at.exception
+        shown = [m.value for m in at.metric]
+        assert shown == breed_metrics(demo_runs_copy / "detection-pretrained", split) + breed_metrics(
+            demo_runs_copy / "detection-scratch", split), split
     at.selectbox(key="breeds_preset").select("pretrained vs scratch · multitask").run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
     assert "retrain to see this" in texts(at)
+
+
+def breed_metrics(run: Path, split: str) -> list[str]:
+    """The four figures the per-breed page should show for a run: from its confusion.json counts
+    (the accuracy also from metrics.json, which training computed on its own)."""
+    record = json.loads((run / "confusion.json").read_text())
+    counts = np.array(record["splits"][split])
+    cats = np.array([name[0].isupper() for name in record["classes"]])  # the dataset's naming rule
+    total = counts.sum()
+    accuracy = np.trace(counts) / total
+    assert accuracy == pytest.approx(json.loads((run / "metrics.json").read_text())[split]["label_accuracy"])
+    cat_rows, dog_rows = counts[cats], counts[~cats]
+    same_species = counts[np.ix_(cats, cats)].sum() + counts[np.ix_(~cats, ~cats)].sum()
+    return [f"{accuracy:.1%}", f"{cat_rows[:, cats].diagonal().sum() / cat_rows.sum():.1%}",
+            f"{dog_rows[:, ~cats].diagonal().sum() / dog_rows.sum():.1%}", f"{same_species / total:.1%}"]
 
 
 LINKY_NAME = "![x](http://127.0.0.1/x.png) [a](javascript:alert(1)).png"
@@ -363,3 +447,66 @@ def test_live_draws_grad_cam_under_each_breed_head_only(demo_store, monkeypatch)
     breed_heads = [r for r in RUN_IDS if not r.startswith("segmentation")]
     assert sorted(c.split("'s top breed")[0].removeprefix("Grad-CAM of ") for c in cams) == sorted(breed_heads)
     assert all(c.endswith(" ms") for c in cams) and len(at.image) == len(RUN_IDS) + len(breed_heads)
+
+
+def image_titles(at: AppTest) -> list[str]:
+    """Compare's heading over each test image: "Test image N: Breed"."""
+    return [h.value for h in at.subheader if h.value.startswith("Test image ")]
+
+
+def test_compare_picks_anew_by_breed_and_a_run_against_itself(demo_store, monkeypatch):
+    at = open_page(PAGES[2], demo_store, monkeypatch)
+    count = at.slider(key="cmp_count").value
+    first = image_titles(at)
+    assert len(first) == count
+    [new_pick] = [b for b in at.button if b.label == "New pick"]
+    new_pick.click().run()
+    again = image_titles(at)
+    assert not at.exception and len(again) == count and again != first  # another draw of the pool
+
+    at.radio(key="cmp_mode").set_value("by breed").run()
+    assert not at.exception
+    names = at.selectbox(key="cmp_breed").options  # the breeds in the scored pool, by name
+    assert len(names) > 1
+    for index in (0, len(names) - 1):
+        at.selectbox(key="cmp_breed").select_index(index).run()
+        shown = image_titles(at)
+        assert not at.exception and 1 <= len(shown) <= count
+        assert all(title.endswith(f": {names[index]}") for title in shown), (names[index], shown)
+
+    # Run A = Run B: one run, said so, with nothing to disagree with (so a random pick).
+    at.radio(key="cmp_mode").set_value("where the two runs disagree most").run()
+    at.selectbox(key="cmp_b").select(at.selectbox(key="cmp_a").value).run()
+    assert not at.exception and "Pick two different runs to compare them; showing one." in texts(at)
+    assert len(image_titles(at)) == count and len(at.image) == count
+    assert sum(m.value.startswith("1. ") for m in at.markdown) == count  # one top-5 per image
+
+
+def _jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.full((size[1], size[0], 3), 120, np.uint8)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def test_live_takes_a_camera_photo_and_refuses_an_oversized_upload_in_one_line(demo_store, monkeypatch):
+    from labcore.images import MAX_UPLOAD_MB
+
+    at = open_page(PAGES[3], demo_store, monkeypatch)
+    assert len(at.camera_input) == 0  # the camera stays off until asked
+    at.toggle(key="live_camera_on").set_value(True).run()
+    assert not at.exception and len(at.camera_input) == 1
+    at.camera_input[0].set_value(("shot.jpg", _jpeg(), "image/jpeg")).run()
+    assert not at.exception
+    assert any(m.value.startswith("**the camera photo** · 64 × 48 px") for m in at.markdown)
+    assert sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
+    at.toggle(key="live_camera_on").set_value(False).run()
+    assert not at.exception and len(at.camera_input) == 0
+    assert not any("the camera photo" in m.value for m in at.markdown)
+
+    # Streamlit's server refuses a file over server.maxUploadSize before the page sees it; the
+    # page says the same in one line where one gets through (AppTest hands any size over).
+    big = b"\0" * (MAX_UPLOAD_MB + 1) * 2**20
+    at.file_uploader[0].set_value(("big.png", big, "image/png")).run()
+    assert not at.exception
+    assert [shown(e.value) for e in at.error] == [f"big.png is {MAX_UPLOAD_MB + 1} MB; the limit is {MAX_UPLOAD_MB} MB."]
+    assert sum(" ms" in c.value for c in at.caption) == 0  # no model ran on it

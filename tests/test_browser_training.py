@@ -5,16 +5,13 @@ $PETLAB_DEMO_ARGS (tiny backbones, 32 px, two scratch runs, one after the other)
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
-import urllib.request
 
 import pytest
 
-from conftest import ROOT, require_browser
+from conftest import require_browser
 from labcore import inflight
-from test_browser import CHROMIUM_ARGS, free_port
+from test_browser import CHROMIUM_ARGS, settle, streamlit_server
 
 TINY_DEMO = "--tiny-backbones --image-size 32 --limit 64 --epochs 3 --jobs 1 --only segmentation-scratch multitask-scratch"
 BUTTON = "Train the demo here"
@@ -26,26 +23,14 @@ def empty_store_server(tmp_path):
     sync_api with the Chromium to drive (asked for first: a missing browser starts no server)."""
     sync_api, chromium = require_browser("sync_api")
     root = tmp_path / "runs"
-    port = free_port()
     env = {**os.environ, "PETLAB_RUNS_DIR": str(root), inflight.DEMO_ARGS_ENV: TINY_DEMO}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2):
-                break
-        except OSError:
-            time.sleep(0.5)
-    yield root, url, sync_api, chromium
-    proc.terminate()
-    proc.wait(timeout=20)
-    holder = inflight.holder(root)  # a training the test left behind (it failed half way)
-    if holder:
-        os.kill(holder["pid"], 15)
+    try:
+        with streamlit_server(["streamlit", "run", "app.py"], env) as url:
+            yield root, url, sync_api, chromium
+    finally:
+        holder = inflight.holder(root)  # a training the test left behind (it failed half way)
+        if holder:
+            os.kill(holder["pid"], 15)
 
 
 def test_the_button_trains_the_demo_once_and_the_overview_fills_without_a_reload(empty_store_server):
@@ -63,7 +48,7 @@ def test_the_button_trains_the_demo_once_and_the_overview_fills_without_a_reload
             second.get_by_role("button", name=BUTTON).click()
         first.get_by_text("Training experiment").first.wait_for()  # the plan: runs, epochs, time left
         first.get_by_text("2 of 6 runs in").wait_for(timeout=300_000)  # filled as the runs finished
-        assert first.get_by_role("button", name=BUTTON).count() == 0
+        settle(first, (first.get_by_role("button", name=BUTTON), 0))
         assert "Traceback" not in first.inner_text("body")
         browser.close()
     deadline = time.time() + 60

@@ -1,4 +1,6 @@
 """The HTML export: one file, every section, opened in headless Chromium with the network blocked."""
+import html
+import json
 import re
 import subprocess
 import sys
@@ -6,8 +8,26 @@ import sys
 import pytest
 
 from conftest import ROOT, require_browser
-from labcore.export import SECTIONS, export_html
+from labcore.export import export_html
+from labcore.report import PRESETS
 from labcore.runs import list_runs
+from labcore.settings import RUN_IDS, RUNS
+
+# The sections a reader finds, in order: (id, heading).
+HEADINGS = [
+    ("provenance", "Provenance"),
+    ("runs", "The runs"),
+    ("report", "The report's numbers beside ours (validation)"),
+    ("curves", "Training curves of the presets"),
+    ("predictions", "Predictions on the same test images"),
+    ("breeds", "Per-breed results (test split)"),
+    ("questions", "The report's three questions, from these runs"),
+    ("efficiency", "Data efficiency: pretrained against scratch by the number of training images"),
+]
+PICTURES = 4  # test images per run and preset in the predictions section
+# The runs table's columns and the metrics.json entries they show.
+COLUMNS = {"label accuracy": "label_accuracy", "label top-5 accuracy": "label_top5_accuracy", "box MAE": "bbox_mae",
+           "box IoU": "bbox_iou", "mask pixel accuracy": "mask_pixel_accuracy", "mask mean IoU": "mask_miou"}
 
 
 @pytest.fixture(scope="module")
@@ -21,16 +41,31 @@ def exported(demo_store, tmp_path_factory):
     return out
 
 
+def section(text: str, key: str) -> str:
+    start = text.index(f'<section id="{key}">')
+    return text[start:text.index("</section>", start)]
+
+
 def test_the_export_is_one_self_contained_file(exported):
     text = exported.read_text()
-    assert text.count("<section") == len(SECTIONS)
+    assert re.findall(r'<section id="(\w+)"><h2>(.*?)</h2>', text) == [(k, html.escape(h)) for k, h in HEADINGS]
     # plotly.js is inlined exactly once; no script or picture comes from elsewhere.
     assert len(re.findall(r"<script[^>]*\bsrc=", text)) == 0
     assert text.count("plotly.js v") >= 1 and len(text) > 3_000_000
     # (plotly.js itself holds links, e.g. to plotly.com for its logo; the markup around it none.)
     markup = re.sub(r"<script[^>]*>.*?</script>", "", text, flags=re.S)
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", markup)
-    assert text.count('src="data:image/jpeg;base64,') >= 4
+    # Each preset's two runs, each on the same test images: the prediction, and under a breed
+    # head its Grad-CAM.
+    predictions = section(text, "predictions")
+    assert re.findall(r"<h3>(.*?)</h3>", predictions) == [html.escape(name) for name in PRESETS]
+    drawn = re.findall(r'<div><h4>(.*?)</h4>((?:<figure>.*?</figure>)*)</div>', predictions)
+    expected = [run_id for pair in PRESETS.values() for run_id in pair]
+    assert [label.split(" (")[0] for label, _ in drawn] == expected
+    for (label, figures), run_id in zip(drawn, expected):
+        assert figures.count("<figure>") == PICTURES * (2 if "label" in RUNS[run_id].outputs else 1), label
+    assert text.count('src="data:image/jpeg;base64,') == sum(PICTURES * (2 if "label" in RUNS[r].outputs else 1)
+                                                            for r in expected)
     assert "Q1." in text and "Q2." in text and "Q3." in text
     assert "Most confused pairs" in text and "Grad-CAM of" in text
     assert "page-break-before: always" in text
@@ -39,15 +74,63 @@ def test_the_export_is_one_self_contained_file(exported):
     assert "<b>Not comparable</b> with the report's numbers: trained on drawn pets" in text
 
 
-def test_the_cli_says_what_is_wrong(demo_store, tmp_path):
-    def export(*args):
-        return subprocess.run([sys.executable, "-m", "labcore.export", *args, "-o", str(tmp_path / "x.html")],
-                              cwd=ROOT, capture_output=True, text=True, timeout=120)
+def test_the_export_shows_each_runs_stored_metrics(exported, demo_runs):
+    text = exported.read_text()
+    tables = re.findall(r"<h3>Metrics on (validation|test split)</h3><table>(.*?)</table>", section(text, "runs"))
+    assert [name for name, _ in tables] == ["validation", "test split"]
+    for (_, table), split in zip(tables, ("val", "test")):
+        header = re.findall(r"<th>(.*?)</th>", table)
+        rows = {cells[0].split(" (")[0]: dict(zip(header, cells))
+                for cells in (re.findall(r"<td>(.*?)</td>", row) for row in re.findall(r"<tr><td>.*?</tr>", table))}
+        assert list(rows) == list(RUN_IDS)
+        for run_id in RUN_IDS:
+            stored = json.loads((demo_runs / run_id / "metrics.json").read_text())[split]
+            shown = {column: rows[run_id].get(column) for column, key in COLUMNS.items() if key in stored}
+            assert shown and shown == {column: f"{stored[COLUMNS[column]]:.4g}" for column in shown}, (split, run_id)
+    breeds = section(text, "breeds")
+    for run_id in RUN_IDS:
+        if "label" in RUNS[run_id].outputs:
+            accuracy = json.loads((demo_runs / run_id / "metrics.json").read_text())["test"]["label_accuracy"]
+            assert f"Breed accuracy {accuracy:.3f} over " in breeds.split(f"<h3>{run_id}")[1].split("<h3>")[0]
 
-    nothing = export("--runs-dir", str(tmp_path / "none"))
-    assert nothing.returncode == 1 and "no experiments in" in nothing.stderr and "Traceback" not in nothing.stderr
-    wrong = export("--runs-dir", str(demo_store), "--experiment", "report")
-    assert wrong.returncode == 1 and "no experiment 'report'" in wrong.stderr and "there are: demo" in wrong.stderr
+
+def test_the_cli_says_what_is_wrong_in_one_line(demo_store, tmp_path):
+    from labcore.experiments import record_settings
+    from labcore.settings import PROFILES
+
+    def export(*args, output=str(tmp_path / "x.html")):
+        result = subprocess.run([sys.executable, "-m", "labcore.export", *args, "-o", output],
+                                cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+        [line] = result.stderr.strip().splitlines()
+        return line
+
+    assert export("--runs-dir", str(tmp_path / "none")) == (
+        f"labcore.export: no experiments in {tmp_path / 'none'}; train some with `python train.py --profile demo`")
+    assert export("--runs-dir", str(demo_store), "--experiment", "report") == (
+        f"labcore.export: no experiment 'report' in {demo_store}; there are: demo")
+    record_settings(tmp_path / "empty" / "quick", "quick", PROFILES["quick"])  # settings, no finished run
+    assert export("--runs-dir", str(tmp_path / "empty")) == (
+        f"labcore.export: no finished runs in {tmp_path / 'empty' / 'quick'}")
+    assert not list(tmp_path.rglob("*.html"))
+
+
+def test_the_cli_defaults_to_the_newest_experiment_of_runs_into_lab_html(two_experiments, tmp_path):
+    """`python -m labcore.export` alone, where the README runs it: runs/ under the working
+    folder, the newest experiment (photos, trained after demo), lab.html beside it."""
+    import os
+
+    (tmp_path / "runs").symlink_to(two_experiments, target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k != "PETLAB_RUNS_DIR"}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run([sys.executable, "-m", "labcore.export"], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.fullmatch(r"wrote lab\.html \(\d+\.\d MB, 2 runs\)\n", result.stdout)
+    text = (tmp_path / "lab.html").read_text()
+    assert "<title>Transfer learning on Oxford-IIIT Pet: photos</title>" in text
+    assert re.findall(r"<tr><td>([a-z-]+)</td>", section(text, "provenance")) == ["detection-scratch",
+                                                                                   "segmentation-scratch"]
 
 
 def test_old_runs_without_confusion_say_retrain(demo_runs_copy, tmp_path):
@@ -79,7 +162,7 @@ def test_the_export_opens_offline_in_chromium_with_every_section(exported):
         page.on("pageerror", lambda err: errors.append(str(err)))
         page.goto(exported.as_uri())
         page.wait_for_load_state("load")
-        for key in SECTIONS:
+        for key, _ in HEADINGS:
             assert page.locator(f"section#{key} h2").is_visible(), key
         # plotly drew its figures (its inlined script ran offline).
         page.locator(".plot .main-svg").first.wait_for(timeout=60_000)

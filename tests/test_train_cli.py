@@ -1,5 +1,6 @@
 import json
 import math
+import re
 
 import pytest
 
@@ -15,6 +16,40 @@ def test_demo_profile_trains_all_six_and_prints_a_summary(demo_runs):
             ["config.json", "history.json", "metrics.json", "model.keras"] + (["confusion.json"] if breed_head else []))
         config = json.loads((folder / "config.json").read_text())
         assert config["settings"]["profile"] == "demo" and config["dataset"]["source"] == "synthetic"
+    # The closing summary: one row per run, its figures those the run stored.
+    out = (demo_runs.parent.parent / "train.out").read_text()
+    summary = out[out.index("experiment 'demo' ("):]
+    assert ("not comparable with the report's numbers: trained on drawn pets, not photos; 32 px images, not 224; "
+            "pretrained runs start from synthetic-pretext weights, not ImageNet; at most 2 epochs, not up to 50; "
+            "tiny stand-in backbones (for tests)") in summary.splitlines()
+    rows = summary_rows(summary)
+    assert list(rows) == list(RUN_IDS)
+    for run_id, (weights, epochs, best, val_loss, shown, minutes) in rows.items():
+        folder = demo_runs / run_id
+        config = json.loads((folder / "config.json").read_text())
+        history = json.loads((folder / "history.json").read_text())
+        stored = json.loads((folder / "metrics.json").read_text())["val"]
+        lowest = min(range(len(history["val_loss"])), key=history["val_loss"].__getitem__)
+        assert (weights, epochs, best) == (config["weights"], str(len(history["val_loss"])), str(lowest + 1)), run_id
+        assert float(val_loss) == pytest.approx(history["val_loss"][lowest], abs=5e-5), run_id
+        metrics = {name: float(value) for name, value in (part.split() for part in shown.split(", "))}
+        key = {"label_accuracy", "bbox_mae", "bbox_iou", "mask_pixel_accuracy", "mask_miou"} & set(stored)
+        assert set(metrics) == key and key, run_id
+        assert all(metrics[name] == pytest.approx(stored[name], abs=5e-4) for name in key), (run_id, metrics, stored)
+        assert float(minutes) == pytest.approx(config["train_seconds"] / 60, abs=0.051), run_id
+
+
+def summary_rows(summary: str) -> dict[str, list[str]]:
+    """The run table train.py prints last: run -> its other columns, as printed."""
+    lines = summary.splitlines()
+    start = next(n for n, line in enumerate(lines) if line.startswith("run ")) + 2  # past the header and rule
+    rows = {}
+    for line in lines[start:]:
+        if not line.strip():
+            break
+        run_id, *cells = re.split(r"\s{2,}", line.strip())
+        rows[run_id] = cells
+    return rows
 
 
 def test_finished_runs_are_skipped_and_the_table_printed(demo_store):
@@ -64,6 +99,8 @@ def test_new_settings_go_to_their_own_experiment_and_never_reuse_a_run(demo_stor
     (["--dataset", "folder"], "--data-dir"),
     (["--epochs", "0"], "--epochs must be positive"),
     (["--only", "detection-quantum"], "invalid choice"),
+    (["--only", "detection-pretrained", "multitask-pretrained", "--init", "scratch"],
+     "train.py: no run left to train after --only and --init"),
 ])
 def test_wrong_flags_exit_2_with_a_reason(tmp_path, args, message):
     result = run_train(["--profile", "demo", *args], tmp_path / "runs", timeout=120)
@@ -84,6 +121,77 @@ def test_missing_imagenet_weights_is_one_line_not_a_traceback(tmp_path, jobs):
     assert last.startswith("train.py:") and any(f"weights_mobilenet_v3_{size}_224_1.0_float_no_top_v2.h5" in last
                                                 for size in ("small", "large"))
     assert not [p for p in (tmp_path / "runs" / "demo").iterdir() if p.name.endswith("-pretrained")]
+
+
+def test_weights_dir_gives_the_backbone_keras_weight_files_and_init_keeps_the_pretrained_run(tmp_path):
+    """--weights-dir with a weights file written as Keras writes the ones it downloads (its
+    legacy HDF5 layout, under its file name), from a seeded MobileNetV3Small: the stored
+    model's frozen backbone holds exactly those weights. --init pretrained leaves the scratch
+    run out."""
+    import h5py
+    import keras
+    import numpy as np
+    from keras.src.legacy.saving import legacy_h5_format
+
+    from labcore.models import IMAGENET_FILES, backbone_layer
+    from labcore.runs import list_runs, load_model
+
+    keras.utils.set_random_seed(3)
+    backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
+    # Shifted away from any initial value (BatchNorm's ones and zeros too): the check cannot pass
+    # on a backbone that was never loaded.
+    rng = np.random.default_rng(3)
+    backbone.set_weights([w + rng.uniform(0.01, 0.05, w.shape).astype(w.dtype) for w in backbone.get_weights()])
+    weights_dir = tmp_path / "keras-models"
+    weights_dir.mkdir()
+    with h5py.File(weights_dir / IMAGENET_FILES["MobileNetV3Small"], "w") as f:
+        legacy_h5_format.save_weights_to_hdf5_group(f, backbone)
+
+    result = run_train(["--profile", "demo", "--weights", "imagenet", "--weights-dir", str(weights_dir), "--only",
+                        "segmentation-pretrained", "segmentation-scratch", "--init", "pretrained", "--limit", "40",
+                        "--image-size", "32", "--epochs", "1", "--jobs", "1"], tmp_path / "runs", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "== run 1/1: segmentation-pretrained ==" in result.stdout
+    assert "[segmentation-pretrained] MobileNetV3Small, imagenet weights, 32px" in result.stdout
+    rows = summary_rows(result.stdout[result.stdout.index("experiment 'demo' ("):])
+    assert list(rows) == ["segmentation-pretrained"] and rows["segmentation-pretrained"][0] == "imagenet"
+    run = tmp_path / "runs" / "demo" / "segmentation-pretrained"
+    assert not (run.parent / "segmentation-scratch").exists()
+    config = json.loads((run / "config.json").read_text())
+    assert config["weights"] == "imagenet" and config["backbone"] == "MobileNetV3Small"
+    stored = backbone_layer(load_model(list_runs(run.parent)[0])).get_weights()
+    expected = backbone.get_weights()
+    assert len(stored) == len(expected) > 100
+    assert all(np.array_equal(a, b) for a, b in zip(stored, expected))
+
+
+def test_seed_mask_classes_and_fine_tuning_from_the_command_line(demo_runs, tmp_path):
+    """--seed, --mask-classes and --fine-tune-epochs reach the stored run: its settings, its
+    data (drawn with the seed) and split, its mask head, and a second phase at 1/100 the rate."""
+    import numpy as np
+
+    from labcore.data import split_indices
+
+    result = run_train(["--profile", "demo", "--tiny-backbones", "--only", "multitask-pretrained", "--limit", "40",
+                        "--image-size", "32", "--epochs", "1", "--fine-tune-epochs", "1", "--mask-classes", "2",
+                        "--seed", "7", "--jobs", "1"], tmp_path / "runs", timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[multitask-pretrained] fine-tuning the whole network for 1 epochs" in result.stdout
+    run = tmp_path / "runs" / "demo" / "multitask-pretrained"
+    config = json.loads((run / "config.json").read_text())
+    assert (config["seed"], config["settings"]["seed"]) == (7, 7)
+    assert (config["settings"]["mask_classes"], config["settings"]["fine_tune_epochs"]) == (2, 1)
+    assert config["dataset"]["description"].startswith("synthetic drawn pets (seed 7, ")
+    assert json.loads((demo_runs / "multitask-pretrained" / "config.json").read_text())["seed"] == 42
+    labels = np.arange(40) % 37
+    assert [list(part) for part in split_indices(labels, 0.2, 7, 40)] != [
+        list(part) for part in split_indices(labels, 0.2, 42, 40)]  # the seed draws another split
+    [mask] = [layer for layer in stored_model_config(run / "model.keras")["config"]["layers"]
+              if layer["config"]["name"] == "mask"]
+    assert mask["config"]["filters"] == 2
+    history = json.loads((run / "history.json").read_text())
+    assert len(history["loss"]) == len(history["val_loss"]) == 2  # one epoch of heads, one of fine-tuning
+    assert history["lr"][1] == pytest.approx(history["lr"][0] / 100)
 
 
 def test_two_lanes_train_what_one_process_trains(tmp_path):
@@ -119,6 +227,34 @@ def test_mixed_precision_and_xla_flags_train_and_are_recorded(tmp_path):
     assert settings["mixed_precision"] is True and settings["jit_compile"] is True
     history = json.loads((run / "history.json").read_text())
     assert all(math.isfinite(v) for v in history["loss"])  # float32 outputs keep the loss stable
+    # The flags took effect: the stored model computes in float16 but for its float32 outputs,
+    # and was compiled with XLA.
+    stored = stored_model_config(run / "model.keras")
+    policies = layer_policies(stored["config"])
+    assert {policies[name] for name in ("label", "bbox", "mask")} == {"float32"}
+    computing = {name: policy for name, policy in policies.items() if name not in ("label", "bbox", "mask")
+                 and not name.startswith("input")}
+    assert computing and set(computing.values()) == {"mixed_float16"}, computing
+    assert stored["compile_config"]["jit_compile"] is True
+
+
+def stored_model_config(path) -> dict:
+    """The architecture and compile settings a .keras file holds (its config.json), read without Keras."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("config.json"))
+
+
+def layer_policies(config: dict) -> dict[str, str]:
+    """Every layer's dtype policy by name, nested models' layers included."""
+    found = {}
+    for layer in config.get("layers", []):
+        dtype = layer["config"].get("dtype")
+        if isinstance(dtype, dict):
+            found[layer["config"]["name"]] = dtype["config"]["name"]
+        found.update(layer_policies(layer["config"]))
+    return found
 
 
 def test_an_unwritable_runs_dir_is_one_line(tmp_path):
