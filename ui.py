@@ -23,6 +23,7 @@ from labcore.settings import PROFILE_HELP
 if TYPE_CHECKING:
     from labcore.inference import Predictor
     from labcore.settings import Settings
+    from labcore.showcase import ShownImages
     from labcore.sources import Source
 
 EXPERIMENT_KEY = "experiment"
@@ -489,9 +490,22 @@ def examples(_source: "Source", source_key: str, split: str, indices: tuple[int,
 
 
 def source_key(settings: "Settings") -> str:
-    """Names a source: its kind, folder and seed (and, for drawn pets, how many are drawn)."""
-    limit = settings.limit if settings.dataset == "synthetic" else None
-    return f"{settings.dataset}|{settings.data_dir}|{limit}|{settings.seed}"
+    from labcore.examples import source_key as key
+
+    return key(settings)
+
+
+def experiment_images(experiment: Path, settings: "Settings") -> "ShownImages | None":
+    """An experiment's test images: from its data where this machine has it, else from the
+    showcase stored with it; or one sentence with the way out, and None."""
+    from labcore.showcase import ShowcaseUnavailable, experiment_images as images
+
+    try:
+        return images(experiment, settings, opener=lambda s: _source(source_key(s), s))
+    except ShowcaseUnavailable as err:
+        st.info(escape(str(err)))
+        st.code(err.command, language="bash")
+        return None
 
 
 def shared_pets() -> Path | None:

@@ -4,30 +4,23 @@ import streamlit as st
 from PIL import Image
 
 import ui
-from labcore.data import test_indices
 from labcore.examples import (disagreement, most_different, of_breed, pick_random, predict_images, scores,
                               settings_from_config)
 from labcore.gradcam import cam_caption, gradcam_overlay
 from labcore.inference import Prediction
 from labcore.plots import overlay
 from labcore.runs import Run
-from labcore.settings import Settings, breed_name
-from labcore.sources import Source
+from labcore.settings import breed_name
+from labcore.showcase import ShownImages
 
 POOL = 96  # test images scored per pair; "disagree most" searches these
 SHOW_WIDTH = 360
 
 
-def data_ui(run: Run) -> tuple[Settings, Source] | None:
-    """The data the run saw, or the synthetic stand-in when the user accepts it."""
-    settings = settings_from_config(run.config)
-    source = ui.source_or_none(settings)
-    if source is not None:
-        return settings, source
-    if not st.toggle("Use the synthetic source instead", key="cmp_synthetic"):
-        return None
-    settings = Settings(dataset="synthetic", limit=settings.limit, seed=settings.seed)
-    return settings, ui.source_or_none(settings)
+def data_ui(run: Run) -> ShownImages | None:
+    """The test images of the run's experiment: its data where this machine has it, else the
+    showcase stored with it (never another source: the models learned this data)."""
+    return ui.experiment_images(run.path.parent, settings_from_config(run.config))
 
 
 def pick_ui(labels: np.ndarray, pool: list[int]) -> tuple[str, int, int | None, float]:
@@ -89,20 +82,21 @@ if not runs:
 run_a, run_b = ui.preset_pair_picker(runs, key="cmp")
 pair = [r for r in (run_a, run_b) if r is not None]
 ui.other_provenance(pair)
-data = data_ui(run_a)
-if data is None or data[1] is None:
+images = data_ui(run_a)
+if images is None:
     st.stop()
-settings, source = data
+settings = settings_from_config(run_a.config)
+source = images.source
 across = run_b is not None and run_b.experiment != run_a.experiment
 names = {r.key: (r.long_label if across else r.label) for r in pair}
 if run_b is not None and ui.source_key(settings_from_config(run_b.config)) != ui.source_key(settings):
     st.caption(f"The two runs learned from different data; both predict on the test images of "
                f"{names[run_a.key]}'s data, each at its own input size.")
-pool = [int(i) for i in test_indices(source.labels["test"], settings)[:POOL]]
-pool_examples = ui.examples(source, ui.source_key(settings), "test", tuple(pool))
+pool = images.pool[:POOL]
+pool_examples = ui.examples(source, images.key, "test", tuple(pool))
 preds = {}
 for run in pair:
-    got = pool_predictions(str(run.path), run.model_path.stat().st_mtime_ns, ui.source_key(settings),
+    got = pool_predictions(str(run.path), run.model_path.stat().st_mtime_ns, images.key,
                            tuple(pool), run, [ex["image"] for ex in pool_examples])
     if got is None:
         st.stop()
@@ -123,7 +117,7 @@ else:
     if all(d is None for d in diffs):
         st.caption("These two runs share no output to disagree on; showing a random pick.")
     chosen = most_different(pool, diffs, count)
-st.caption(f"{ui.escape(source.description)} · test split, {len(pool)} images scored. Green: truth (mask outline, "
+st.caption(f"{ui.escape(images.caption)} · {len(pool)} images scored. Green: truth (mask outline, "
            "head box); red: prediction.")
 for index in chosen:
     example = pool_examples[position[index]]

@@ -14,8 +14,7 @@ import streamlit as st
 from PIL import Image, ImageOps
 
 import ui
-from labcore.data import test_indices
-from labcore.examples import showcase
+from labcore.examples import one_per_breed
 from labcore.experiments import Experiment, synthetic_warning
 from labcore.gradcam import cam_caption, gradcam_on
 from labcore.images import MAX_UPLOAD_MB, ImageError, Photo, prepare_photo
@@ -33,18 +32,17 @@ EXAMPLES = 4
 
 # --------------------------------------------------------------------------- cached work
 
-def example_files(experiment: Experiment) -> dict[str, tuple[bytes, bytes]]:
+def example_files(experiment: Experiment) -> tuple[dict[str, tuple[bytes, bytes]], str]:
     """Example pictures from the experiment's own test split (photos for real-data experiments,
-    drawn pets for synthetic ones), by name: (the picture as PNG, its thumbnail as JPEG); none
-    where its data is not on this machine."""
-    settings = settings_from_dict(experiment.settings)
-    source = ui.source_or_none(settings)
-    if source is None:
-        return {}
-    labels = source.labels["test"]
-    pool = test_indices(labels, settings)
-    indices = tuple(int(pool[k]) for k in showcase(labels[pool], EXAMPLES))
-    return _encoded(source, ui.source_key(settings), indices)
+    drawn pets for synthetic ones; the showcase stored with it where its data is not on this
+    machine), by name: (the picture as PNG, its thumbnail as JPEG); and where they come from."""
+    images = ui.experiment_images(experiment.path, settings_from_dict(experiment.settings))
+    if images is None:
+        return {}, ""
+    labels = images.source.labels["test"]
+    pool = images.pool
+    indices = tuple(int(pool[k]) for k in one_per_breed(labels[pool], EXAMPLES))
+    return _encoded(images.source, images.key, indices), images.caption
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -113,16 +111,17 @@ def photo_ui() -> tuple[bytes, str] | None:
         return photo.getvalue(), "the camera photo"
     if upload is not None:
         return upload.getvalue(), upload.name
-    files = example_files(ui.current_experiment())
-    chosen = examples_ui(files)
+    files, caption = example_files(ui.current_experiment())
+    chosen = examples_ui(files, caption)
     return (files[chosen][0], chosen) if chosen in files else None
 
 
-def examples_ui(files: dict[str, tuple[bytes, bytes]]) -> str | None:
+def examples_ui(files: dict[str, tuple[bytes, bytes]], caption: str) -> str | None:
     """Clickable example thumbnails; returns the chosen example's name."""
     if not files:
         return None
     st.markdown("**No photo at hand? Click an example from this experiment's test split.**")
+    st.caption(ui.escape(caption))
     names = list(files)
     for row_start in range(0, len(names), 4):
         for column, name in zip(st.columns(4), names[row_start:row_start + 4]):

@@ -2,11 +2,11 @@
 import streamlit as st
 
 import ui
-from labcore.examples import pick_random
+from labcore.examples import data_on_this_machine, pick_random
 from labcore.experiments import Experiment
 from labcore.plots import class_balance_figure, overlay
 from labcore.settings import Settings, breed_name, settings_from_dict
-from labcore.sources import SPLITS, Source
+from labcore.sources import Source
 
 DRAWN = Settings(dataset="synthetic", limit=384)
 TFDS = Settings(dataset="oxford_iiit_pet")
@@ -14,15 +14,20 @@ TFDS = Settings(dataset="oxford_iiit_pet")
 PER_ROW = 4
 
 
+SHOWCASE = "showcase"  # the choice: the chosen experiment's stored test images
+
+
 def known_sources(experiments: list[Experiment]) -> dict[str, Settings]:
-    """The data a visitor may browse, by name: each experiment's own, the synthetic source, the
-    shared real slice where this machine has it, and tensorflow-datasets' copy. No typed paths:
-    a folder appears here once an experiment has been trained on it."""
+    """The data a visitor may browse, by name: each experiment's own where this machine has
+    it, the synthetic source, the shared real slice where this machine has it, and
+    tensorflow-datasets' copy. No typed paths: a folder appears here once an experiment has
+    been trained on it."""
     found: dict[str, Settings] = {}
     for experiment in experiments:
         if experiment.settings:
             settings = settings_from_dict(experiment.settings)
-            found.setdefault(ui.source_key(settings), settings)
+            if data_on_this_machine(settings):
+                found.setdefault(ui.source_key(settings), settings)
     found.setdefault(ui.source_key(DRAWN), DRAWN)
     shared = ui.shared_pets()
     if shared:
@@ -40,23 +45,29 @@ def describe(settings: Settings) -> str:
     return "Oxford-IIIT Pet photos (tensorflow-datasets)"
 
 
-def source_ui(experiments: list[Experiment]) -> Settings:
-    """The source the visitor picked; the chosen experiment's own data comes first."""
+def source_ui(experiments: list[Experiment]) -> Settings | None:
+    """The source the visitor picked (None: the showcase). The chosen
+    experiment's own data comes first, or its stored test images where its data is not here."""
     sources = known_sources(experiments)
     current = ui.current_experiment()
     keys = list(sources)
+    labels = {k: describe(v) for k, v in sources.items()}
     if current is not None and current.settings:
         mine = ui.source_key(settings_from_dict(current.settings))
-        keys.remove(mine)
+        if mine in keys:
+            keys.remove(mine)
+        else:
+            mine = SHOWCASE
+            labels[mine] = f"the test images stored with experiment {current.name} (its data is not on this machine)"
         keys.insert(0, mine)
-    choice = st.selectbox("Data", keys, key="data_source", format_func=lambda k: describe(sources[k]))
-    return sources[choice]
+    choice = st.selectbox("Data", keys, key="data_source", format_func=labels.get)
+    return sources.get(choice)
 
 
 def browse_ui(source: Source) -> tuple[str, int | None, int]:
     """(split, breed or None for all, how many) to show."""
     cols = st.columns([2, 3, 2, 1.5])
-    split = cols[0].radio("Split", SPLITS, horizontal=True, key="data_split")
+    split = cols[0].radio("Split", list(source.labels), horizontal=True, key="data_split")
     present = sorted({int(c) for c in source.labels[split]})
     breed = cols[1].selectbox("Breed", [None] + present, key="data_breed",
                               format_func=lambda c: "all breeds" if c is None else breed_name(c))
@@ -76,8 +87,8 @@ def draw_examples(examples: list[dict]) -> None:
 
 
 def draw_balance(source: Source) -> None:
-    counts = {split: {breed_name(c): int((source.labels[split] == c).sum())
-                      for c in sorted(set(int(c) for c in source.labels[split]))} for split in SPLITS}
+    counts = {split: {breed_name(c): int((labels == c).sum()) for c in sorted(set(int(c) for c in labels))}
+              for split, labels in source.labels.items()}
     st.plotly_chart(class_balance_figure(counts), width="stretch", config=ui.PLOTLY_CONFIG)
 
 
@@ -85,14 +96,22 @@ st.title("Dataset")
 if not ui.load_runs():
     ui.empty_state()
 settings = source_ui(ui.experiments())
-source = ui.source_or_none(settings)
-if source is None:
-    st.stop()
-st.caption(ui.escape(source.description) + " · green: the pet's mask outline and its head box.")
+if settings is None:  # the showcase of the chosen experiment
+    current = ui.current_experiment()
+    images = ui.experiment_images(current.path, settings_from_dict(current.settings))
+    if images is None:
+        st.stop()
+    source, key, caption = images.source, images.key, images.caption
+else:
+    source = ui.source_or_none(settings)
+    if source is None:
+        st.stop()
+    key, caption = ui.source_key(settings), source.description
+st.caption(ui.escape(caption) + " · green: the pet's mask outline and its head box.")
 split, breed, count = browse_ui(source)
 labels = source.labels[split]
 candidates = [i for i in range(len(labels)) if breed is None or labels[i] == breed]
 chosen = pick_random(candidates, count, st.session_state.get("data_seed", 0))
-draw_examples(ui.examples(source, ui.source_key(settings), split, tuple(chosen)))
+draw_examples(ui.examples(source, key, split, tuple(chosen)))
 st.subheader("Class balance")
 draw_balance(source)

@@ -1,4 +1,7 @@
-"""Per-breed results: which breeds each run gets right, and which it confuses, from confusion.json."""
+"""Per-breed results: which breeds each run gets right, and which it confuses, from confusion.json
+(the breeds the split holds only)."""
+import math
+
 import pandas as pd
 import streamlit as st
 
@@ -29,12 +32,15 @@ def draw_run(run: Run, split: str, name: str) -> None:
         return
     confusion = got[split]
     parts = confusion.cat_dog_accuracy()
-    cols = st.columns(4)
-    cols[0].metric("accuracy", f"{confusion.accuracy():.1%}", help=f"over {confusion.total} images")
-    cols[1].metric("cats", f"{parts['cat_accuracy']:.1%}", help="breed accuracy on the 12 cat breeds")
-    cols[2].metric("dogs", f"{parts['dog_accuracy']:.1%}", help="breed accuracy on the 25 dog breeds")
-    cols[3].metric("cat vs dog", f"{parts['species_accuracy']:.1%}",
-                   help="how often the prediction is at least the right species")
+    # Two to a row: four in a row are cut to "49…" in a half-page column at 1280 px.
+    figures = [("accuracy", confusion.accuracy(), f"over {confusion.total} images"),
+               ("cats", parts["cat_accuracy"], "breed accuracy on the cat breeds"),
+               ("dogs", parts["dog_accuracy"], "breed accuracy on the dog breeds"),
+               ("cat vs dog", parts["species_accuracy"], "how often the prediction is at least the right species")]
+    for row in (figures[:2], figures[2:]):
+        for column, (label, value, help_) in zip(st.columns(2), row):
+            column.metric(label, "—" if math.isnan(value) else f"{value:.1%}",
+                          help=help_ if not math.isnan(value) else f"no such images in this split ({help_})")
     st.plotly_chart(accuracy_figure(confusion, f"accuracy per breed ({split})"), width="stretch",
                     config=ui.PLOTLY_CONFIG, key=f"acc_{run.key}")
     st.plotly_chart(confusion_figure(confusion, f"confusion ({split}): true ↓, predicted →"), width="stretch",

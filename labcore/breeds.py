@@ -57,6 +57,10 @@ class Confusion:
     def support(self) -> np.ndarray:
         return self.counts.sum(axis=1)
 
+    def present(self) -> list[int]:
+        """The breeds this split holds (at least one image), in class order: what the charts show."""
+        return [int(i) for i in np.flatnonzero(self.support() > 0)]
+
     def cat_dog_accuracy(self) -> dict[str, float]:
         """Breed accuracy over the cat and the dog examples, and how often the species alone is
         right (a cat predicted as any cat breed)."""
@@ -140,17 +144,31 @@ def accuracy_figure(confusion: Confusion, title: str) -> "go.Figure":
                              margin=dict(b=40))
 
 
+OTHER = "other breeds"
+
+
 def confusion_figure(confusion: Confusion, title: str) -> "go.Figure":
-    """The 37x37 counts as a heat map: rows the true breed, columns the predicted one."""
+    """The counts as a heat map, rows the true breed, columns the predicted one, over the breeds
+    the split holds only (a 3-breed slice gets a 3 x 3 map); predictions of any breed outside
+    them add one column, "other breeds". Names on both axes, smaller as the breeds grow."""
     import plotly.graph_objects as go
 
     from labcore.plots import projector_layout
 
+    present = confusion.present()
     names = confusion.names
-    fig = go.Figure(go.Heatmap(z=confusion.counts, x=names, y=names, colorscale="Blues",
+    rows = confusion.counts[present]
+    z = rows[:, present]
+    columns = [names[i] for i in present]
+    outside = rows.sum(axis=1) - z.sum(axis=1)
+    if outside.any():
+        z = np.column_stack([z, outside])
+        columns.append(OTHER)
+    font = 12 if len(present) <= 12 else 10 if len(present) <= 24 else 8
+    fig = go.Figure(go.Heatmap(z=z, x=columns, y=[names[i] for i in present], colorscale="Blues",
                                hovertemplate="true %{y}<br>predicted %{x}<br>%{z} images<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="predicted breed", yaxis_title="true breed")
-    fig.update_xaxes(showticklabels=False)
-    fig.update_yaxes(showticklabels=False, autorange="reversed")
-    projector_layout(fig, height=640)
-    return fig.update_layout(hovermode="closest", margin=dict(l=70, r=20, t=60, b=60))
+    fig.update_xaxes(tickfont=dict(size=font), tickangle=-45, automargin=True)
+    fig.update_yaxes(tickfont=dict(size=font), autorange="reversed", automargin=True)
+    projector_layout(fig, height=min(720, 320 + 12 * len(present)))
+    return fig.update_layout(hovermode="closest", margin=dict(l=20, r=20, t=60, b=20))

@@ -104,15 +104,16 @@ class Sweep:
 
 
 def trend(leads: Sequence[tuple[int, float]]) -> str:
-    """How the lead moves from the smallest size to the largest."""
+    """How the lead moves from the smallest size to the largest (a negative lead is scratch's)."""
     if len(leads) < 2:
         return "one size only"
     first, last = leads[0][1], leads[-1][1]
     if abs(last - first) < STEADY:
         return "about the same at every size"
+    whose = "scratch's lead" if first < 0 and last < 0 else "it"
     if abs(last) < abs(first):
-        return "it shrinks as the data grows"
-    return "it grows with the data"
+        return f"{whose} shrinks as the data grows"
+    return f"{whose} grows with the data"
 
 
 def report_values(task: str, metric: str) -> dict[str, float]:

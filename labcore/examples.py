@@ -2,6 +2,7 @@
 two runs' predictions on them score and differ."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Sequence
 
 import numpy as np
@@ -31,12 +32,27 @@ def open_source(settings: Settings) -> Source:
     return load_source(settings)
 
 
+def source_key(settings: Settings) -> str:
+    """Names a source: its kind, folder and seed (and, for drawn pets, how many are drawn)."""
+    limit = settings.limit if settings.dataset == "synthetic" else None
+    return f"{settings.dataset}|{settings.data_dir}|{limit}|{settings.seed}"
+
+
+def data_on_this_machine(settings: Settings) -> bool:
+    """A quick look (no file is read) at whether the data these settings name is here."""
+    if settings.dataset == "synthetic":
+        return True
+    if settings.dataset == "folder":
+        return bool(settings.data_dir) and (Path(settings.data_dir).expanduser() / "images").is_dir()
+    return settings.dataset == TFDS_NAME and tfds_prepared(settings.data_dir)
+
+
 def pick_random(indices: Sequence[int], count: int, seed: int) -> list[int]:
     rng = np.random.default_rng(seed)
     return sorted(int(i) for i in rng.choice(indices, min(count, len(indices)), replace=False))
 
 
-def showcase(labels: np.ndarray, count: int) -> list[int]:
+def one_per_breed(labels: np.ndarray, count: int) -> list[int]:
     """`count` example indices of as many different breeds as there are, spread over the split
     (the same ones every time): the first of each breed, breeds taken evenly along the list."""
     firsts = sorted({int(c): i for i, c in reversed(list(enumerate(labels)))}.values())

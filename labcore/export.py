@@ -11,6 +11,7 @@ import argparse
 import base64
 import html
 import io
+import math
 import re
 import sys
 from datetime import datetime, timezone
@@ -166,10 +167,11 @@ def predictions_section(page: Page, runs: Sequence[Run], store: str) -> None:
     for name, pair in presets_of(runs).items():
         page.add(f"<h3>{esc(name)}</h3>")
         try:
-            shown = preset_examples(pair, EXAMPLES, PICTURE_WIDTH, cache)
+            shown, caption = preset_examples(pair, EXAMPLES, PICTURE_WIDTH, cache)
         except GalleryUnavailable as err:
             page.add(f'<p class="note">{esc(err)}</p>')
             continue
+        page.add(f'<p class="note">{esc(caption)}.</p>')
         columns = []
         for run, pictures in zip(pair, shown):
             figures = "".join(f'<figure><img src="{data_uri(p.picture)}" alt="{esc(p.caption)}">'
@@ -193,15 +195,20 @@ def breeds_section(page: Page, runs: Sequence[Run], store: str) -> None:
             page.add('<p class="note">No test-split counts in confusion.json.</p>')
             continue
         split = confusion.cat_dog_accuracy()
+        cats, dogs, species = (_share(split[k]) for k in ("cat_accuracy", "dog_accuracy", "species_accuracy"))
         page.add(f"<p>Breed accuracy {confusion.accuracy():.3f} over {confusion.total} images; cats "
-                 f"{split['cat_accuracy']:.3f}, dogs {split['dog_accuracy']:.3f}; cat vs dog right "
-                 f"{split['species_accuracy']:.3f}.</p>")
+                 f"{cats}, dogs {dogs}; cat vs dog right {species}.</p>")
         pairs = confusion.top_confused(10)
         page.add("<h4>Most confused pairs</h4>" + (
             "<ol>" + "".join(f"<li>{esc(t)} → {esc(p)}: {n}</li>" for t, p, n in pairs) + "</ol>"
             if pairs else '<p class="note">No confusions.</p>'))
         page.figure(accuracy_figure(confusion, f"{run.run_id}: accuracy per breed (test)"))
         page.figure(confusion_figure(confusion, f"{run.run_id}: confusion (test)"))
+
+
+def _share(value: float) -> str:
+    """A share to three places; a dash where the split holds no such image."""
+    return "—" if math.isnan(value) else f"{value:.3f}"
 
 
 def sweep_for(runs: Sequence[Run]) -> Sweep | None:

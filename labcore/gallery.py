@@ -7,15 +7,15 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from labcore.data import raw_examples, test_indices
-from labcore.examples import open_source, predict_images, settings_from_config
+from labcore.data import raw_examples
+from labcore.examples import predict_images, settings_from_config, source_key
 from labcore.gradcam import gradcam_for, heat_overlay
 from labcore.images import resize_for_model
 from labcore.inference import Predictor
 from labcore.plots import overlay
 from labcore.runs import ModelLoadError, Run
 from labcore.settings import breed_name
-from labcore.sources import DataUnavailable
+from labcore.showcase import ShowcaseUnavailable, experiment_images
 
 
 class GalleryUnavailable(RuntimeError):
@@ -28,20 +28,20 @@ class Picture:
     caption: str
 
 
-def preset_examples(pair: Sequence[Run], count: int, width: int, cache: dict) -> list[list[Picture]]:
-    """For each run of the pair, the first `count` test images the first run was scored on:
-    the prediction overlay and, for a breed head, its Grad-CAM. `cache` keeps models and
-    data between calls (one export makes many)."""
+def preset_examples(pair: Sequence[Run], count: int, width: int, cache: dict) -> tuple[list[list[Picture]], str]:
+    """For each run of the pair, the first `count` test images the first run was scored on (its
+    experiment's data where this machine has it, else the showcase stored with it): the
+    prediction overlay and, for a breed head, its Grad-CAM; and where the images come from.
+    `cache` keeps models and data between calls (one export makes many)."""
     settings = settings_from_config(pair[0].config)
-    key = ("data", settings.dataset, settings.data_dir, settings.limit, settings.seed)
+    key = ("data", str(pair[0].path.parent), source_key(settings))
     if key not in cache:
         try:
-            source = open_source(settings)
-        except DataUnavailable as err:
-            raise GalleryUnavailable(f"the test images are not at hand: {err}") from err
-        indices = [int(i) for i in test_indices(source.labels["test"], settings)[:count]]
-        cache[key] = raw_examples(source, "test", indices)
-    examples = cache[key]
+            images = experiment_images(pair[0].path.parent, settings)
+        except ShowcaseUnavailable as err:
+            raise GalleryUnavailable(f"the test images are not at hand: {err} ({err.command})") from err
+        cache[key] = (raw_examples(images.source, "test", images.pool[:count]), images.caption)
+    examples, caption = cache[key]
     shown = []
     for run in pair:
         if run.run_id not in cache:
@@ -50,7 +50,7 @@ def preset_examples(pair: Sequence[Run], count: int, width: int, cache: dict) ->
             except ModelLoadError as err:
                 raise GalleryUnavailable(str(err)) from err
         shown.append(run_pictures(cache[run.run_id], examples, width))
-    return shown
+    return shown, caption
 
 
 def run_pictures(predictor: Predictor, examples: Sequence[dict], width: int) -> list[Picture]:

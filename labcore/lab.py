@@ -19,6 +19,7 @@ from labcore.inflight import write_plan
 from labcore.lanes import lanes_message, plan_lanes, train_in_lanes
 from labcore.runs import list_runs
 from labcore.settings import RUN_IDS, RUNS, Settings
+from labcore.showcase import ensure_showcase
 from labcore.sources import load_source
 from labcore.training import train_run
 
@@ -89,6 +90,7 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     source = load_source(settings)
     progress(f"experiment '{name}' in {experiment}")
     progress(f"data: {source.description}")
+    ensure_showcase(experiment, source, settings, progress)  # the test images the app shows without the data
     if plan is None or [r.run_id for r in plan.runs] != todo:
         plan = estimate_plan(todo, settings, split_counts(source, settings), experiment)
     lanes = plan_lanes(plan, jobs)

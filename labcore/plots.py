@@ -208,5 +208,7 @@ def efficiency_figure(title: str, lines: Mapping[str, Sequence[tuple[int, float,
                                  marker=dict(symbol="star", size=20, color=INIT_COLOURS.get(init, RUN_COLOURS[2]),
                                              line=dict(color="black", width=1.5))))
     fig.update_layout(title=title, xaxis_title="training images (log scale)")
-    fig.update_xaxes(type="log")
+    # Ticks at the sizes drawn, not at log decades (a sweep's sizes fall between them).
+    sizes = sorted({x for points in lines.values() for x, _, _ in points} | ({report_images} if report else set()))
+    fig.update_xaxes(type="log", tickvals=sizes, ticktext=[f"{x:,}" for x in sizes])
     return projector_layout(fig, height=440).update_layout(hovermode="closest")

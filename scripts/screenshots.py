@@ -1,6 +1,7 @@
 """Screenshot every page of the app, as a person sees it, into docs/screenshots/.
 
-    PETLAB_RUNS_DIR=runs python scripts/screenshots.py [--experiment demo] [--port 8597] [--pages efficiency]
+    PETLAB_RUNS_DIR=runs python scripts/screenshots.py [--experiment demo] [--port 8597]
+        [--pages efficiency breeds ...] [--suffix -3breeds] [--width 1280]
 
 Serves the app with `streamlit run`, opens each page of one experiment (default: the newest) in
 headless Chromium (Debian's, through Playwright), waits until the page's script has finished,
@@ -33,16 +34,16 @@ def wait_until_idle(page) -> None:
     page.wait_for_timeout(1500)  # let plotly finish drawing
 
 
-def full_page_screenshot(page, path: Path) -> None:
+def full_page_screenshot(page, path: Path, width: int = 1600) -> None:
     """Streamlit scrolls inside its main container, not the document: grow the window to the
     container's height, shoot, then shrink it back."""
     height = page.evaluate("""() => Math.max(...Array.from(
         document.querySelectorAll("[data-testid='stMain'], [data-testid='stAppViewContainer']"),
         e => e.scrollHeight))""")
-    page.set_viewport_size({"width": 1600, "height": min(max(height, 1000), 8000)})
+    page.set_viewport_size({"width": width, "height": min(max(height, 1000), 8000)})
     wait_until_idle(page)
     page.screenshot(path=str(path))
-    page.set_viewport_size({"width": 1600, "height": 1000})
+    page.set_viewport_size({"width": width, "height": 1000})
 
 
 def main() -> int:
@@ -51,6 +52,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
     parser.add_argument("--experiment", help="the experiment to show (default: the newest)")
     parser.add_argument("--pages", nargs="+", choices=PAGES, default=list(PAGES), help="the pages to shoot (default: all)")
+    parser.add_argument("--suffix", default="", help="added to each file's name, e.g. -3breeds")
+    parser.add_argument("--width", type=int, default=1600, help="the window's width in pixels")
     args = parser.parse_args()
     chromium = shutil.which("chromium")
     if not chromium:
@@ -70,7 +73,7 @@ def main() -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page = browser.new_page(viewport={"width": args.width, "height": 1000})
             page.set_default_timeout(300_000)
             query = f"?experiment={args.experiment}" if args.experiment else ""
             for name, path in ((n, PAGES[n]) for n in args.pages):
@@ -79,13 +82,13 @@ def main() -> int:
                 if name == "live":
                     page.locator("[data-testid='stButton'] button").filter(has_text="test ").first.click()
                     wait_until_idle(page)
-                full_page_screenshot(page, args.out / f"{name}.png")
-                print(f"saved {args.out / f'{name}.png'}")
+                full_page_screenshot(page, args.out / f"{name}{args.suffix}.png", args.width)
+                print(f"saved {args.out / f'{name}{args.suffix}.png'}")
                 if name == "live":  # and once more with the Grad-CAM heat maps under the breed heads
                     page.get_by_text("Grad-CAM heat maps").click()
                     wait_until_idle(page)
-                    full_page_screenshot(page, args.out / "live-gradcam.png")
-                    print(f"saved {args.out / 'live-gradcam.png'}")
+                    full_page_screenshot(page, args.out / f"live-gradcam{args.suffix}.png", args.width)
+                    print(f"saved {args.out / f'live-gradcam{args.suffix}.png'}")
             browser.close()
     finally:
         server.terminate()

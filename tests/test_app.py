@@ -4,6 +4,7 @@ import io
 import json
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -143,16 +144,36 @@ def test_compare_shows_both_runs_on_test_images_without_head_boxes(demo_store, m
     assert len(mask_scores) == at.slider(key="cmp_count").value
 
 
-def test_compare_offers_the_synthetic_source_when_the_runs_data_is_gone(demo_runs_copy, monkeypatch):
-    for run_id in RUN_IDS:
-        config_path = demo_runs_copy / run_id / "config.json"
-        config = json.loads(config_path.read_text())
+def test_pages_show_the_stored_test_images_when_the_data_is_gone_and_the_way_out_without_them(
+        demo_runs_copy, monkeypatch):
+    for path in [demo_runs_copy / "experiment.json", *(demo_runs_copy / r / "config.json" for r in RUN_IDS)]:
+        config = json.loads(path.read_text())
         config["settings"].update(dataset="folder", data_dir=str(demo_runs_copy / "no-such-folder"))
-        config_path.write_text(json.dumps(config))
+        path.write_text(json.dumps(config))
+    stored = len(json.loads((demo_runs_copy / "showcase" / "showcase.json").read_text())["items"])
+    assert stored == 37  # the tiny demo's whole test split: one image per breed
     at = open_page(PAGES[2], demo_runs_copy.parent, monkeypatch)
-    assert len(at.error) == 1 and "is not an Oxford-IIIT Pet folder" in shown(at.error[0].value)
-    at.toggle(key="cmp_synthetic").set_value(True).run()
-    assert not at.exception and len(at.image) == 2 * at.slider(key="cmp_count").value
+    assert not at.error and not at.toggle(key="cmp_gradcam").value
+    assert "cmp_synthetic" not in [t.key for t in at.toggle]  # never another source than the runs learned
+    assert "the data is not on this machine: the 37 test images stored with the experiment" in texts(at)
+    assert len(at.image) == 2 * at.slider(key="cmp_count").value
+    at.switch_page(PAGES[3]).run()
+    assert not at.error and "the 37 test images stored with the experiment" in texts(at)
+    at.button(key=f"live_example_{at.get('button')[0].label}").click().run()
+    assert not at.exception and sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
+    at.switch_page(PAGES[4]).run()
+    assert not at.error and at.selectbox(key="data_source").value == "showcase"
+    assert len(at.image) == at.slider(key="data_count").value
+
+    shutil.rmtree(demo_runs_copy / "showcase")
+    for page in PAGES[2:5]:
+        at.switch_page(page).run()
+        assert not at.exception and not at.error, page
+        [info] = [shown(i.value) for i in at.info if "not on this machine" in i.value]
+        assert "no test images are stored with it" in info and "retrain" in info
+        assert "python -m labcore.showcase --experiment demo" in "\n".join(c.value for c in at.code)
+    at.switch_page(PAGES[3]).run()
+    assert len(at.get("file_uploader")) == 1  # an upload always works
 
 
 def _png(mode: str = "RGB") -> bytes:

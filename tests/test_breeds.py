@@ -94,7 +94,32 @@ def test_figures_name_every_breed_on_hover():
     assert list(bars.layout.xaxis.categoryarray) == ["Abyssinian", "American Bulldog"]
     assert {trace.name: list(trace.x) for trace in bars.data} == {"cat": ["Abyssinian"], "dog": ["American Bulldog"]}
     heat = confusion_figure(c, "t")
-    assert list(heat.data[0].x) == [breed_name(i) for i in range(NUM_CLASSES)]
+    assert list(heat.data[0].x) == list(heat.data[0].y) == ["Abyssinian", "American Bulldog"]
+    assert np.asarray(heat.data[0].z).tolist() == [[2, 0], [1, 1]]
+
+
+def test_a_three_breed_heat_map_has_exactly_the_breeds_present_and_names_them():
+    abyssinian, bulldog, bengal, pug = (BREEDS.index(b) for b in ("Abyssinian", "american_bulldog", "Bengal", "pug"))
+    c = counts_with((abyssinian, abyssinian, 4), (bulldog, bengal, 2), (bengal, bengal, 3), (bengal, abyssinian, 1))
+    heat = confusion_figure(c, "t")
+    names = ["Abyssinian", "American Bulldog", "Bengal"]  # class order
+    assert list(heat.data[0].y) == list(heat.data[0].x) == names
+    assert np.asarray(heat.data[0].z).tolist() == [[4, 0, 0], [0, 0, 2], [1, 0, 3]]
+    assert heat.layout.xaxis.showticklabels is not False and heat.layout.yaxis.showticklabels is not False
+    assert c.present() == sorted([abyssinian, bulldog, bengal])
+    # A prediction outside the breeds present lands in one more column, so every row still sums up.
+    c = counts_with((abyssinian, abyssinian, 4), (bulldog, pug, 2), (bengal, bengal, 3))
+    heat = confusion_figure(c, "t")
+    assert list(heat.data[0].y) == names and list(heat.data[0].x) == names + ["other breeds"]
+    assert np.asarray(heat.data[0].z).tolist() == [[4, 0, 0, 0], [0, 0, 0, 2], [0, 0, 3, 0]]
+    bars = accuracy_figure(c, "t")
+    assert sorted(bars.layout.xaxis.categoryarray) == sorted(names)
+
+
+def test_a_37_breed_heat_map_names_all_of_them():
+    c = counts_with(*((i, (i + 1) % NUM_CLASSES if i % 5 == 0 else i, 2) for i in range(NUM_CLASSES)))
+    heat = confusion_figure(c, "t")
+    assert list(heat.data[0].x) == list(heat.data[0].y) == [breed_name(i) for i in range(NUM_CLASSES)]
     assert np.asarray(heat.data[0].z).tolist() == c.counts.tolist()
 
 

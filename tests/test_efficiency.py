@@ -66,6 +66,12 @@ def test_without_a_sweep_the_page_gives_the_command_for_one(demo_store, monkeypa
     assert [c.value for c in at.code] == [f"python train.py --profile demo --sweep-limit 96 192 384 --runs-dir {demo_store}"]
 
 
+def test_with_no_runs_at_all_the_page_says_how_to_make_them(tmp_path, monkeypatch):
+    at = open_page(tmp_path / "nothing-here", monkeypatch)
+    assert any("python train.py --profile demo" in c.value for c in at.code)
+    assert any("No runs in" in i.value for i in at.info) and not at.get("plotly_chart")
+
+
 def test_groups_hold_only_experiments_that_differ_in_limit(sweep_store, tmp_path):
     root = tmp_path / "runs"
     shutil.copytree(sweep_store.root, root)
@@ -84,6 +90,8 @@ def test_the_reading_follows_the_lead():
     assert trend([(50, 0.39), (300, 0.05)]) == "it shrinks as the data grows"
     assert trend([(50, 0.05), (300, 0.30)]) == "it grows with the data"
     assert trend([(50, 0.10), (300, 0.11)]) == "about the same at every size"
+    assert trend([(50, -0.03), (300, -0.22)]) == "scratch's lead grows with the data"
+    assert trend([(50, 0.20)]) == "one size only"
 
 
 def test_the_export_has_the_curves_for_a_sweep_and_a_note_otherwise(sweep_store, demo_store, tmp_path,
