@@ -18,5 +18,5 @@ navigation = st.navigation([
 ])
 ui.experiment_picker()
 ui.training_status()
-ui.warm_models()
 navigation.run()
+ui.warm_models()  # after the page: see its docstring

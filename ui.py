@@ -403,6 +403,12 @@ def warm_models() -> None:
     experiment = current_experiment()
     runs = [r for r in experiment.runs if r.has_model] if experiment else []
     if runs:
+        # TensorFlow is imported here, on the script's thread, before the warming thread starts:
+        # two threads importing it at once can deadlock in Python's import locks (seen as
+        # `_DeadlockError ... tensorflow.python.trackable` and a Live page that never drew).
+        # app.py calls this after the page has drawn, so the import delays no page.
+        import labcore.inference  # noqa: F401
+
         _warming(tuple((str(r.path), r.model_path.stat().st_mtime_ns) for r in runs), runs)
 
 
