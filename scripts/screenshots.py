@@ -17,7 +17,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from playwright.sync_api import sync_playwright
 
@@ -46,6 +48,27 @@ def full_page_screenshot(page, path: Path, width: int = 1600) -> None:
     page.set_viewport_size({"width": width, "height": 1000})
 
 
+@contextmanager
+def serve_app(port: int, env: dict[str, str]) -> Iterator[str]:
+    """`streamlit run app.py` on 127.0.0.1:`port` with `env`, answering its health check; yields
+    its address and stops it afterwards."""
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+                               "--server.port", str(port), "--server.address", "127.0.0.1"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8597)
@@ -59,17 +82,7 @@ def main() -> int:
     if not chromium:
         print("screenshots.py: Debian's chromium is not installed (apt-get install chromium)", file=sys.stderr)
         return 1
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                               "--server.port", str(args.port)], cwd=ROOT, env=os.environ.copy(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with serve_app(args.port, os.environ.copy()) as url:
         args.out.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -90,9 +103,6 @@ def main() -> int:
                     full_page_screenshot(page, args.out / f"live-gradcam{args.suffix}.png", args.width)
                     print(f"saved {args.out / f'live-gradcam{args.suffix}.png'}")
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     return 0
 
 

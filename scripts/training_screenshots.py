@@ -14,10 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 from playwright.sync_api import sync_playwright
@@ -25,7 +22,7 @@ from playwright.sync_api import sync_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from labcore import inflight  # noqa: E402
-from screenshots import CHROMIUM_ARGS, ROOT, full_page_screenshot  # noqa: E402
+from screenshots import CHROMIUM_ARGS, ROOT, full_page_screenshot, serve_app  # noqa: E402
 
 
 def main() -> int:
@@ -43,17 +40,7 @@ def main() -> int:
         print(f"training_screenshots.py: {args.runs_dir} is neither empty nor being trained", file=sys.stderr)
         return 1
     env = {**os.environ, "PETLAB_RUNS_DIR": str(args.runs_dir)}
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
-                               "--server.port", str(args.port), "--server.address", "127.0.0.1"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{args.port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with serve_app(args.port, env) as url:
         args.out.mkdir(parents=True, exist_ok=True)
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
@@ -73,9 +60,6 @@ def main() -> int:
             page.wait_for_timeout(4000)
             full_page_screenshot(page, args.out / "training-histories.png")
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print(f"screenshots in {args.out}; the training goes on ({args.runs_dir / 'train.log'})")
     return 0
 
