@@ -29,19 +29,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import keras
+import tensorflow as tf
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from labcore.bench_inference import (load_predictors, make_upload, measure_all_models, measure_memory,  # noqa: E402
+from labcore.bench_inference import (load_predictors, make_upload, measure_all_models, measure_memory,
                                      measure_one_upload)
-from labcore.bench_options import Options, log  # noqa: E402
-from labcore.bench_report import check_targets, machine, render  # noqa: E402
-from labcore.bench_training import (measure_demo, measure_feature_cache, measure_input_pipeline,  # noqa: E402
+from labcore.bench_options import Options, log
+from labcore.bench_report import check_targets, machine, render
+from labcore.bench_training import (measure_demo, measure_feature_cache, measure_input_pipeline,
                                     measure_train_py, measure_training)
-from labcore.runs import default_runs_dir  # noqa: E402
-from labcore.settings import TASKS  # noqa: E402
+from labcore.runs import default_runs_dir
+from labcore.settings import TASKS
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[Options, str | None]:
