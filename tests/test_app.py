@@ -446,13 +446,17 @@ def test_the_first_page_warms_the_experiments_models_for_the_live_page(demo_stor
 
     from labcore.inference import Predictor
 
+    def join_warming() -> None:
+        for thread in [t for t in threading.enumerate() if t.name == "warm-models"]:
+            thread.join(TIMEOUT)
+
+    join_warming()  # an earlier test's warming, still loading, would load into the cleared cache
     st.cache_resource.clear()  # earlier tests in this process may have loaded them already
     loads: list[str] = []
     original = Predictor.from_run.__func__
     monkeypatch.setattr(Predictor, "from_run", classmethod(lambda cls, run: (loads.append(run.run_id), original(cls, run))[1]))
     at = open_page(PAGES[0], demo_store, monkeypatch)
-    for thread in [t for t in threading.enumerate() if t.name == "warm-models"]:
-        thread.join(TIMEOUT)
+    join_warming()
     assert sorted(loads) == sorted(RUN_IDS)
     at.switch_page(PAGES[3]).run()
     at.file_uploader[0].set_value(("grey.png", _png(), "image/png")).run()
