@@ -211,17 +211,15 @@ def training_status() -> None:
     again every few seconds by itself, and reruns the whole page when a run finishes or a
     training starts or ends, so the pages fill without a reload."""
     root = runs_root()
-    st.session_state[_SHOWN] = _store_state(root)
-    holder = inflight.holder(root)
-    busy = holder is not None or any(t.state == "training" for t in inflight.trainings(root))
+    holder, plans = inflight.holder(root), inflight.trainings(root)
+    st.session_state[_SHOWN] = _store_state(root, holder, plans)
+    busy = holder is not None or any(t.state == "training" for t in plans)
     (_status_busy if busy else _status_idle)()
 
 
-def _store_state(root: Path) -> tuple:
+def _store_state(root: Path, holder: dict | None, plans: Sequence[inflight.Training]) -> tuple:
     """What the pages are drawn from: the store's files, who trains it, each plan's state."""
-    holder = inflight.holder(root) or {}
-    return (store_signature(root), holder.get("pid"),
-            tuple((t.name, t.state) for t in inflight.trainings(root)))
+    return (store_signature(root), (holder or {}).get("pid"), tuple((t.name, t.state) for t in plans))
 
 
 @st.fragment(run_every=POLL_SECONDS)
@@ -236,10 +234,9 @@ def _status_idle() -> None:
 
 def _draw_status() -> None:
     root = runs_root()
-    if _store_state(root) != st.session_state.get(_SHOWN):
+    holder, plans = inflight.holder(root), inflight.trainings(root)
+    if _store_state(root, holder, plans) != st.session_state.get(_SHOWN):
         st.rerun(scope="app")
-    holder = inflight.holder(root)
-    plans = inflight.trainings(root)
     if holder and not any(t.state == "training" and t.pid == holder.get("pid") for t in plans):
         st.info(f"train.py (process {holder.get('pid', '?')}) has started in **{escape(root)}**: it loads "
                 "TensorFlow and the data, then measures its estimate…", icon=":material/hourglass_top:")
