@@ -13,20 +13,40 @@ def tiny_model(tiny_settings, task="detection"):
     return model
 
 
-def test_the_optimizer_is_built_before_the_first_train_step_and_trains_the_same(tiny_settings):
-    """Built at compile time (so the first train step is traced once, not twice), the
-    optimizer trains exactly as Keras' own, built inside the first step."""
-    x, y = fake_batch("detection", 16, 32)
-    ours = tiny_model(tiny_settings)
-    compile_model(ours, ("label", "bbox"), 1e-3, jit_compile=False)
-    assert ours.optimizer.built and len(ours.optimizer.variables) > 2
-    keras_own = tiny_model(tiny_settings)
-    losses, metric_objs = lab_metrics.compile_spec(("label", "bbox"))
-    keras_own.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses, metrics=metric_objs)
-    assert not keras_own.optimizer.built
-    a = ours.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history["loss"]
-    b = keras_own.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history["loss"]
-    assert a == b and np.isfinite(a).all()
+def count_train_step_traces(monkeypatch) -> list[int]:
+    """A spy on Keras' train step: one count each time TensorFlow traces it."""
+    traces = [0]
+    keras_step = keras.Model.train_step
+
+    def train_step(self, data):
+        traces[0] += 1
+        return keras_step(self, data)
+
+    monkeypatch.setattr(keras.Model, "train_step", train_step)
+    return traces
+
+
+def test_the_first_train_step_is_traced_once_and_trains_as_keras_own(tiny_settings, monkeypatch):
+    """With the optimizer and the per-head loss trackers made at compile time, TensorFlow
+    traces the first train step once; Keras' own compile makes them inside it and traces it
+    twice. The losses are the same to the bit."""
+    traces = count_train_step_traces(monkeypatch)
+    for task, heads in (("detection", ("label", "bbox")), ("multitask", ("label", "bbox", "mask"))):
+        x, y = fake_batch(task, 16, 32)
+        ours = tiny_model(tiny_settings, task)
+        compile_model(ours, heads, 1e-3, jit_compile=False)
+        assert ours.optimizer.built and len(ours.optimizer.variables) > 2
+        keras_own = tiny_model(tiny_settings, task)
+        losses, metric_objs = lab_metrics.compile_spec(heads)
+        keras_own.compile(optimizer=keras.optimizers.Adam(1e-3), loss=losses, metrics=metric_objs)
+        assert not keras_own.optimizer.built
+        traces[0] = 0
+        a = ours.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+        assert traces[0] == 1, task
+        traces[0] = 0
+        b = keras_own.fit(x, y, batch_size=8, epochs=2, verbose=0, shuffle=False).history
+        assert traces[0] == 2, task
+        assert a == b and np.isfinite(a["loss"]).all()
 
 
 def test_the_pretext_model_and_the_callbacks_follow_the_settings(tiny_settings):
