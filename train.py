@@ -63,6 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                                             "(default: 2 for the demo profile on a machine with 2 or more "
                                             "cores and no GPU, else 1); the same results, sooner where one "
                                             "run leaves cores idle")
+    p.add_argument("--threads", type=int, help="TensorFlow threads in each training process (default: "
+                                               "every core for one run at a time; with --jobs, the cores "
+                                               "shared out between the lanes). Results move in late digits "
+                                               "with the thread count, as on another machine")
     p.add_argument("--force", action="store_true", help="retrain runs that are already finished")
     p.add_argument("--tiny-backbones", action="store_true",
                    help="swap every backbone for a five-layer conv net: for smoke tests and CI only, "
@@ -70,7 +74,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.image_size is not None and (args.image_size < 32 or args.image_size % 32):
         p.error("--image-size must be a multiple of 32, at least 32 (the backbones downsample 32x)")
-    for flag in ("epochs", "limit", "fine_tune_epochs", "jobs"):
+    for flag in ("epochs", "limit", "fine_tune_epochs", "jobs", "threads"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "fine_tune_epochs" else 1):
             p.error(f"--{flag.replace('_', '-')} must be positive")
@@ -119,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     from labcore.lab import SettingsDiffer, summary, train_all
     from labcore.lanes import LaneFailed, auto_jobs
     from labcore.models import WeightsUnavailable
+    from labcore.runtime import configure, lane_threads
     from labcore.sources import DataUnavailable
     from labcore.sweep import SweepRefused, sweep_summary, train_sweep
 
@@ -129,11 +134,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         jobs = args.jobs or auto_jobs(args.profile, os.cpu_count(), len(tf.config.list_physical_devices("GPU")))
+        # This process trains the runs itself (one job) or only estimates them (lanes train).
+        configure(settings.profile, args.threads)
+        threads = args.threads or lane_threads(os.cpu_count(), jobs)
         if args.sweep_limit:
             trained = any(train_sweep(args.sweep_limit, run_ids, settings, Path(args.runs_dir), args.name,
-                                      force=args.force, jobs=jobs).values())
+                                      force=args.force, jobs=jobs, lane_threads=threads).values())
         else:
-            trained = train_all(run_ids, settings, Path(args.runs_dir), args.name, force=args.force, jobs=jobs)
+            trained = train_all(run_ids, settings, Path(args.runs_dir), args.name, force=args.force, jobs=jobs,
+                                lane_threads=threads)
     except SweepRefused as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 2

@@ -58,11 +58,12 @@ def differ_message(name: str, experiment: Path, odd: dict[str, list[str]]) -> st
 
 def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str, force: bool = False,
               progress: Callable[[str], None] = print, jobs: int = 1,
-              plan: PlanEstimate | None = None) -> list[str]:
+              plan: PlanEstimate | None = None, lane_threads: int = 1) -> list[str]:
     """Train the runs into `<runs_root>/<name>/`; returns the ids actually trained. With
     `jobs` > 1, that many runs train at a time, each lane in its own process (labcore.lanes).
     `plan`: the estimate of exactly the runs to train, made beforehand (a sweep estimates all
-    its sizes first); else it is made here.
+    its sizes first); else it is made here. `lane_threads`: TensorFlow threads in each lane
+    (`labcore.runtime`).
 
     A finished run with the same settings is skipped unless `force`. Runs with other settings
     raise SettingsDiffer before anything is trained, unless `force` (then the runs asked for
@@ -98,7 +99,7 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     write_plan(experiment, plan, lanes)
     if len(lanes) > 1:
         progress(lanes_message(lanes))
-        train_in_lanes(lanes, settings, experiment, PlanClock(plan, lanes, progress), progress)
+        train_in_lanes(lanes, settings, experiment, PlanClock(plan, lanes, progress), progress, lane_threads)
         return todo
     clock = PlanClock(plan, lanes, progress)
     for n, run_id in enumerate(todo, 1):

@@ -6,9 +6,10 @@ independent (each seeds itself, builds its own model and, if pretrained, its own
 pretext weights), so on a 2-core machine two of them side by side finish in about half the
 wall time. Each lane is a fresh process (`spawn`: TensorFlow does not survive a fork) that
 trains its runs one after another and sends its news (lines, runs' starts, ticks and ends)
-to the parent, whose one PlanClock (`labcore.eta`) prints them with the plan's ETA. A lane keeps TensorFlow's own thread count, so it sums floats in the same order as one
-process does and its results are the same to the bit; with fewer threads per lane they drift
-apart, like runs on another machine.
+to the parent, whose one PlanClock (`labcore.eta`) prints them with the plan's ETA. Each lane
+runs TensorFlow with its share of the cores (`labcore.runtime.lane_threads`): a run trained in
+a lane has the same results, to the bit, as one trained alone with that many threads
+(`train.py --jobs 1 --threads N`).
 """
 from __future__ import annotations
 
@@ -64,8 +65,9 @@ def lanes_message(lanes: list[list[str]]) -> str:
 
 
 def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path, clock: PlanClock,
-                   progress: Callable[[str], None] = print) -> None:
-    """Train each lane in its own process; returns when all are done. The first lane to fail
+                   progress: Callable[[str], None] = print, threads: int = 1) -> None:
+    """Train each lane in its own process, with `threads` TensorFlow threads (`labcore.runtime`);
+    returns when all are done. The first lane to fail
     stops the others (their unfinished runs resume on the next start) and its error is raised
     here as it was raised there."""
     context = multiprocessing.get_context("spawn")
@@ -77,7 +79,7 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
     try:
         for number, lane in enumerate(lanes, 1):
             worker = context.Process(target=_lane, name=f"lane-{number}", daemon=True,
-                                     args=(lane, settings, str(experiment), messages))
+                                     args=(lane, settings, str(experiment), messages, threads))
             worker.start()
             workers.append(worker)
     finally:
@@ -113,7 +115,7 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
             worker.join(timeout=30)
 
 
-def _lane(run_ids: list[str], settings: Settings, experiment: str, messages) -> None:
+def _lane(run_ids: list[str], settings: Settings, experiment: str, messages, threads: int) -> None:
     """A lane's process: train its runs one after another, reporting through `messages`."""
     number = int(multiprocessing.current_process().name.rsplit("-", 1)[1]) - 1
 
@@ -125,6 +127,9 @@ def _lane(run_ids: list[str], settings: Settings, experiment: str, messages) -> 
         import warnings
 
         warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")  # as train.py does
+        from labcore.runtime import configure
+
+        configure(settings.profile, threads)
         from labcore.sources import load_source
         from labcore.training import train_run
 

@@ -83,8 +83,8 @@ def share_pretext(experiments: list[Path], tasks: list[str], settings: Settings,
 
 
 def train_sweep(sizes: list[int], run_ids: list[str], settings: Settings, runs_root: Path, name: str,
-                force: bool = False, jobs: int = 1,
-                progress: Callable[[str], None] = print) -> dict[int, list[str]]:
+                force: bool = False, jobs: int = 1, progress: Callable[[str], None] = print,
+                lane_threads: int = 1) -> dict[int, list[str]]:
     """Train `run_ids` once per size into `<runs_root>/<name>-n<size>/` (settings with
     limit=size); returns size -> the run ids trained. Finished experiments are skipped, an
     unfinished one resumes. Every size is checked (data size, settings of what is stored)
@@ -126,7 +126,8 @@ def train_sweep(sizes: list[int], run_ids: list[str], settings: Settings, runs_r
         progress(f"==== sweep {n}/{len(sizes)}: {sweep_name(name, size)} (--limit {size}) ====")
         plan = plans.get(size)
         trained[size] = train_all(run_ids, sized, runs_root, sweep_name(name, size), force=force,
-                                  progress=progress, jobs=jobs, plan=plan)
+                                  progress=progress, jobs=jobs, plan=plan,
+                                  lane_threads=lane_threads)
     return trained
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import tensorflow as tf
 
 from labcore import metrics as lab_metrics
+from labcore import runtime
 from labcore.breeds import write_confusion
 from labcore.data import make_splits
 from labcore.features import FEATURES_DIR, cached_splits, uses_feature_cache
@@ -323,6 +324,7 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
         "train_seconds": round(time.perf_counter() - started, 1),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "versions": library_versions(),
+        "runtime": runtime.describe(),  # threads and graph optimisation: they move late digits
     }
     write_json(work / "history.json", history)
     write_json(work / "metrics.json", results)

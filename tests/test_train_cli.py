@@ -195,7 +195,7 @@ def test_seed_mask_classes_and_fine_tuning_from_the_command_line(demo_runs, tmp_
 
 
 def test_two_lanes_train_what_one_process_trains(tmp_path):
-    args = [*TINY_DEMO_ARGS, "--only", "detection-pretrained", "segmentation-scratch"]
+    args = [*TINY_DEMO_ARGS, "--only", "detection-pretrained", "segmentation-scratch", "--threads", "1"]
     one = run_train([*args, "--jobs", "1"], tmp_path / "one", timeout=600)
     two = run_train([*args, "--jobs", "2"], tmp_path / "two", timeout=600)
     assert one.returncode == 0 and two.returncode == 0, (one.stderr + two.stderr)[-3000:]
@@ -204,7 +204,9 @@ def test_two_lanes_train_what_one_process_trains(tmp_path):
         runs = [json.loads((root / "demo" / run_id / "history.json").read_text()) for root in (tmp_path / "one", tmp_path / "two")]
         configs = [json.loads((root / "demo" / run_id / "config.json").read_text()) for root in (tmp_path / "one", tmp_path / "two")]
         assert configs[0]["settings"] == configs[1]["settings"] and configs[0]["dataset"] == configs[1]["dataset"]
-        # The same seeds, data order and thread count: the same float sums, to the bit.
+        # The same seeds, data order, thread count and graph optimisation (off: the demo
+        # profile): the same float sums, to the bit.
+        assert configs[0]["runtime"] == configs[1]["runtime"] == {"threads": 1, "graph_optimization": False}
         assert runs[1]["val_loss"] == runs[0]["val_loss"]
 
 
