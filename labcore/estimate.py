@@ -32,7 +32,7 @@ import tensorflow as tf
 from labcore.features import uses_feature_cache
 from labcore.models import backbone_name, build_backbone, build_models
 from labcore.pretext import pretext_path
-from labcore.recipe import compile_model
+from labcore.recipe import CHECKPOINT_SECONDS, compile_model
 from labcore.settings import RUNS, TASK_OUTPUTS, Settings
 from labcore.timing import cores_busy, duration, timed
 
@@ -207,6 +207,12 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     return times
 
 
+def with_checkpoint(epoch: float, save: float) -> float:
+    """An epoch's seconds with its share of checkpoints: one at an epoch's end at most every
+    CHECKPOINT_SECONDS (`labcore.training.Checkpoint`), so a short epoch pays for a fraction."""
+    return epoch + save * min(1.0, epoch / CHECKPOINT_SECONDS)
+
+
 def estimate_run(run_id: str, settings: Settings, counts: dict[str, int], times: TaskTimes,
                  pretext_needed: bool) -> RunEstimate:
     """A run's parts: batches x seconds per batch, plus the first calls that trace."""
@@ -224,14 +230,15 @@ def estimate_run(run_id: str, settings: Settings, counts: dict[str, int], times:
         epoch = batches["train"] * times.heads_train + batches["val"] * times.heads_test
         setup += times.forward_first + times.heads_first
     elif frozen:
-        epoch = batches["train"] * (times.forward + times.heads_train) + batches["val"] * validate + times.save
+        epoch = with_checkpoint(batches["train"] * (times.forward + times.heads_train) + batches["val"] * validate,
+                                times.save)
         setup += times.forward_first + trace_validation + times.heads_first
     else:
-        epoch = batches["train"] * times.whole_train + batches["val"] * validate + times.save
+        epoch = with_checkpoint(batches["train"] * times.whole_train + batches["val"] * validate, times.save)
         setup += times.whole_first + trace_validation
     fine_tune_epoch = 0.0
     if frozen and settings.fine_tune_epochs:
-        fine_tune_epoch = batches["train"] * times.whole_train + batches["val"] * validate + times.save
+        fine_tune_epoch = batches["train"] * times.whole_train + batches["val"] * validate
         setup += times.whole_first + trace_validation
     pretext = 0.0
     if pretext_needed:

@@ -2,10 +2,11 @@
 
 A run is written under `<runs>/.partial/<run id>/` and renamed to `<runs>/<run id>/` only
 when everything is in it, so a run directory is either complete or absent. A killed run
-resumes from its last finished epoch: Keras' BackupAndRestore keeps weights, optimizer and
-epoch; HistoryLog keeps the earlier epochs' history; ResumableEarlyStopping keeps the best
-epoch's weights and the patience count. (ReduceLROnPlateau's patience count starts afresh;
-the learning rate itself is restored with the optimizer.)
+resumes from its last checkpoint: at the end of an epoch, once a minute at most
+(`Checkpoint`, Keras' BackupAndRestore: weights, optimizer and epoch), with the best epoch's
+weights and the patience count (ResumableEarlyStopping). HistoryLog keeps the earlier epochs'
+history. (ReduceLROnPlateau's patience count starts afresh; the learning rate itself is
+restored with the optimizer.)
 
 A run with a frozen backbone fits its heads model on the backbone's outputs, computed once
 (`labcore.features`), instead of the whole model on images: the same training, with the same
@@ -35,7 +36,8 @@ from labcore.features import FEATURES_DIR, cached_splits, uses_feature_cache
 from labcore.models import (backbone_layer, backbone_name, build_backbone, build_models, set_bn_momentum,
                             set_frozen)
 from labcore.pretext import pretext_weights
-from labcore.recipe import compile_model, early_stopping_settings, fine_tune_learning_rate, reduce_lr
+from labcore.recipe import (CHECKPOINT_SECONDS, compile_model, early_stopping_settings, fine_tune_learning_rate,
+                            reduce_lr)
 from labcore.runs import write_json
 from labcore.settings import RunSpec, Settings
 from labcore.sources import Source
@@ -61,6 +63,7 @@ class Tick:
 
 
 Watch = Callable[[Tick], None]
+BEST_WEIGHTS = "best.weights.npz"  # ResumableEarlyStopping's copy of the best epoch's weights
 
 
 def run_clock(tick: Tick) -> str:
@@ -145,20 +148,41 @@ class HistoryLog(keras.callbacks.Callback):
         return out
 
 
+class Checkpoint(keras.callbacks.BackupAndRestore):
+    """BackupAndRestore that writes its checkpoint at an epoch's end only when the last one (or
+    the start) is at least `every` seconds old, and never after the fit's last epoch, whose
+    checkpoint would be deleted unread when the fit ends. `saved_epoch`: the epoch just saved."""
+
+    def __init__(self, backup_dir: str, every: float):
+        super().__init__(backup_dir)
+        self.every, self.saved_epoch = every, None
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        self._last_save = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        last = epoch + 1 >= self.params.get("epochs", 0)
+        if not last and time.perf_counter() - self._last_save >= self.every:
+            super().on_epoch_end(epoch, logs)
+            self.saved_epoch, self._last_save = epoch, time.perf_counter()
+
+
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """EarlyStopping whose state (best val_loss, its epoch, the patience count and the best
-    weights) is kept in the run's work folder, so a resumed run still ends on the best epoch
-    seen before the kill, not only the best one after it.
+    weights) is kept in the run's work folder with each checkpoint, so a resumed run still ends
+    on the best epoch seen before the kill, not only the best one after it.
 
     A NaN val_loss is never the best (Keras' own takes a NaN first epoch as best and then
     never improves on it). With `carry_over` set, a second fit (fine-tuning) keeps the best
     epoch of the first: the stored model is the best of both phases, and `best_epoch` says which."""
 
-    def __init__(self, work: Path, **kwargs):
+    def __init__(self, work: Path, checkpoint: Checkpoint, **kwargs):
         super().__init__(restore_best_weights=True, **kwargs)
-        self.state_path, self.weights_path = work / "early_stopping.json", work / "best.weights.h5"
-        self.carry_over = False
+        self.state_path, self.weights_path = work / "early_stopping.json", work / BEST_WEIGHTS
+        self.checkpoint, self.carry_over = checkpoint, False
         self.best, self.best_epoch, self.best_weights = None, 0, None
+        self._stored_best_epoch = None  # the best epoch whose weights are in weights_path
 
     def _is_improvement(self, monitor_value, reference_value):
         return bool(np.isfinite(monitor_value)) and super()._is_improvement(monitor_value, reference_value)
@@ -180,16 +204,19 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         state = json.loads(self.state_path.read_text())
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
         if self.weights_path.exists():
-            current = self.model.get_weights()
-            self.model.load_weights(self.weights_path)
-            self.best_weights = self.model.get_weights()
-            self.model.set_weights(current)
+            with np.load(self.weights_path) as stored:
+                self.best_weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
+            self._stored_best_epoch = self.best_epoch
 
     def on_epoch_end(self, epoch, logs=None):
-        best_before = self.best
         super().on_epoch_end(epoch, logs)
-        if self.best != best_before:
-            self.model.save_weights(self.weights_path)
+        # The checkpoint (first in the callbacks) was written after this very epoch: keep the
+        # state that goes with it.
+        if self.checkpoint.saved_epoch != epoch:
+            return
+        if self.best_weights is not None and self._stored_best_epoch != self.best_epoch:
+            np.savez(self.weights_path, *self.best_weights)
+            self._stored_best_epoch = self.best_epoch
         write_json(self.state_path, {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait})
 
 
@@ -228,10 +255,11 @@ def make_model(spec: RunSpec, settings: Settings, runs_dir: Path,
 
 def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
               progress: Progress = print, extra_callbacks: list | None = None,
-              watch: Watch | None = None) -> Path:
+              watch: Watch | None = None, checkpoint_seconds: float = CHECKPOINT_SECONDS) -> Path:
     """Fit, evaluate and store one run; returns its directory. Plain news goes to `progress`;
     where the run stands (each epoch, and every half minute of a long one) goes to `watch`
-    as a Tick (default: a line with the run's own clock, through `progress`)."""
+    as a Tick (default: a line with the run's own clock, through `progress`). A checkpoint
+    to resume from is written at the end of an epoch at most every `checkpoint_seconds`."""
     runs_dir = Path(runs_dir)
     final = runs_dir / spec.run_id
     work = runs_dir / ".partial" / spec.run_id
@@ -271,9 +299,10 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
     history_log = HistoryLog(work / "history.json", spec.outputs, progress, spec.run_id,
                              settings.epochs + settings.fine_tune_epochs, watch or print_ticks(progress),
                              started=started)
-    early = ResumableEarlyStopping(work, **early_stopping_settings(settings))
+    checkpoint = Checkpoint(str(work / backup), checkpoint_seconds)
+    early = ResumableEarlyStopping(work, checkpoint, **early_stopping_settings(settings))
     callbacks = [
-        keras.callbacks.BackupAndRestore(str(work / backup)),
+        checkpoint,  # first: it restores the weights and the epoch the others resume from
         history_log,
         reduce_lr(settings),
         early,
@@ -334,7 +363,7 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
     model.save(work / "model.keras")
     for folder in ("backup", "backup-heads", FEATURES_DIR):
         shutil.rmtree(work / folder, ignore_errors=True)
-    for leftover in ("early_stopping.json", "best.weights.h5"):
+    for leftover in ("early_stopping.json", BEST_WEIGHTS):
         (work / leftover).unlink(missing_ok=True)
     if final.exists():
         shutil.rmtree(final)
