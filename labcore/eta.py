@@ -26,8 +26,12 @@ class PlanClock:
         self.actual: dict[str, float] = {}  # run id -> seconds it took
         self.last: dict[str, tuple[float, float]] = {}  # run id -> (when, its seconds left then)
 
-    def start(self, run_id: str) -> None:
+    def start(self, run_id: str, lanes: list[list[str]] | None = None) -> None:
+        """A run has started; `lanes`: where the plan's runs are now (runs taken from a queue
+        go to whichever lane is free, not always where the plan first put them)."""
         self.run_started[run_id] = self.now()
+        if lanes is not None:
+            self.lanes = lanes
 
     def finish(self, run_id: str, seconds: float) -> None:
         self.actual[run_id] = seconds

@@ -5,7 +5,8 @@
   kernel lets go of it when the process ends, however it ends: a dead trainer never blocks.
   The file also says who holds it (pid, host, command, start time).
 - The plan: `train_all` writes `<experiment>/.partial/plan.json` once it has its estimate
-  (the runs, their lanes, each run's estimate and epochs, the start time and pid).
+  (the runs, their lanes, each run's estimate and epochs, the start time and pid), and updates
+  its lanes as runs start (`update_lanes`: each lane's started runs, then the rest).
 - The rest is read from the experiment folder, where training writes anyway: a run is finished
   when its folder holds a config.json finished after the plan began; in each lane the first
   unfinished run is the one training (lanes train their runs in order), its epochs so far are
@@ -151,6 +152,14 @@ def write_plan(experiment: Path | str, plan: "PlanEstimate", lanes: Sequence[Seq
         "pid": os.getpid(), "host": socket.gethostname(),
         "locked": str(experiment.parent.resolve()) in _held,  # else only the pid tells it is alive
         "started": time.time(), "lanes": [list(lane) for lane in lanes], "runs": runs})
+
+
+def update_lanes(experiment: Path | str, lanes: Sequence[Sequence[str]]) -> None:
+    """Record where the plan's runs are now (lanes take runs from a queue as they free up)."""
+    path = Path(experiment) / ".partial" / PLAN_FILE
+    plan = read_json(path)
+    if isinstance(plan, dict):
+        write_json(path, {**plan, "lanes": [list(lane) for lane in lanes]})
 
 
 @dataclass

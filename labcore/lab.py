@@ -98,8 +98,9 @@ def train_all(run_ids: list[str], settings: Settings, runs_root: Path, name: str
     progress(plan.message(lanes))
     write_plan(experiment, plan, lanes)
     if len(lanes) > 1:
-        progress(lanes_message(lanes))
-        train_in_lanes(lanes, settings, experiment, PlanClock(plan, lanes, progress), progress, lane_threads)
+        progress(lanes_message(plan, len(lanes)))
+        train_in_lanes(plan, len(lanes), settings, experiment, PlanClock(plan, lanes, progress), progress,
+                       lane_threads)
         return todo
     clock = PlanClock(plan, lanes, progress)
     for n, run_id in enumerate(todo, 1):

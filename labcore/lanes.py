@@ -5,8 +5,11 @@ its steps (Python, one thread) and ops too small to spread over cores. The runs 
 independent (each seeds itself, builds its own model and, if pretrained, its own backbone's
 pretext weights), so on a 2-core machine two of them side by side finish in about half the
 wall time. Each lane is a fresh process (`spawn`: TensorFlow does not survive a fork) that
-trains its runs one after another and sends its news (lines, runs' starts, ticks and ends)
-to the parent, whose one PlanClock (`labcore.eta`) prints them with the plan's ETA. Each lane
+takes the next run from one shared queue, longest first (by the estimate), whenever it is
+free, so a lane whose runs went faster than estimated takes more of them; it sends its news
+(lines, runs' starts, ticks and ends) to the parent, whose one PlanClock (`labcore.eta`)
+prints them with the plan's ETA and keeps the plan's lanes (`plan_lanes`: the runs each lane
+has started, then where the rest will go by the estimate) up to date in plan.json. Each lane
 runs TensorFlow with its share of the cores (`labcore.runtime.lane_threads`): a run trained in
 a lane has the same results, to the bit, as one trained alone with that many threads
 (`train.py --jobs 1 --threads N`).
@@ -23,6 +26,7 @@ from typing import Callable
 
 from labcore.estimate import PlanEstimate
 from labcore.eta import PlanClock
+from labcore.inflight import update_lanes
 from labcore.settings import RUNS, Settings
 
 # How many lanes a profile uses when --jobs is left out (on a machine with the cores, no GPU).
@@ -41,45 +45,59 @@ def auto_jobs(profile: str, cpus: int | None, gpus: int) -> int:
     return max(1, min(PROFILE_JOBS.get(profile, 1), cpus or 1))
 
 
-def split_lanes(plan: PlanEstimate, jobs: int) -> list[list[str]]:
-    """The plan's runs in `jobs` lanes of about equal estimated time: longest run first, each
-    to the lane with the least so far; within a lane, the plan's order. No empty lane."""
-    loads = [0.0] * min(jobs, len(plan.runs))
-    lanes: list[list[str]] = [[] for _ in loads]
-    for run in sorted(plan.runs, key=lambda r: r.seconds, reverse=True):
-        k = loads.index(min(loads))
-        lanes[k].append(run.run_id)
-        loads[k] += run.seconds
-    order = [r.run_id for r in plan.runs]
-    return [sorted(lane, key=order.index) for lane in lanes]
+def queue_order(plan: PlanEstimate) -> list[str]:
+    """The order the lanes take the runs in: the longest estimated first (ties: the plan's
+    order), so the runs left for the end are the short ones."""
+    return [r.run_id for r in sorted(plan.runs, key=lambda r: r.seconds, reverse=True)]
+
+
+def split_lanes(plan: PlanEstimate, jobs: int, started: list[list[str]] | None = None) -> list[list[str]]:
+    """Where the runs go in `jobs` lanes: each lane's `started` runs (in the order it started
+    them), then the others in queue order, each to the lane the estimate frees first. No empty
+    lane where there are runs for it."""
+    lanes = [list(lane) for lane in started] if started else [[] for _ in range(min(jobs, len(plan.runs)))]
+    loads = [sum(plan.run(r).seconds for r in lane if plan.run(r)) for lane in lanes]
+    placed = {r for lane in lanes for r in lane}
+    for run_id in queue_order(plan):
+        if run_id not in placed:
+            k = loads.index(min(loads))
+            lanes[k].append(run_id)
+            loads[k] += plan.run(run_id).seconds
+    return lanes
 
 
 def plan_lanes(plan: PlanEstimate, jobs: int) -> list[list[str]]:
-    """The plan's runs in `jobs` lanes (split_lanes), or, with one job or one run, in one."""
+    """The plan's runs in `jobs` lanes (split_lanes), or, with one job or one run, in one (in
+    the plan's order)."""
     return split_lanes(plan, jobs) if jobs > 1 and len(plan.runs) > 1 else [[r.run_id for r in plan.runs]]
 
 
-def lanes_message(lanes: list[list[str]]) -> str:
-    return (f"{len(lanes)} runs at a time, in {len(lanes)} processes: "
-            + "; ".join(" then ".join(lane) for lane in lanes))
+def lanes_message(plan: PlanEstimate, jobs: int) -> str:
+    return (f"{jobs} runs at a time, in {jobs} processes, each taking the next run when it is free, "
+            f"longest first: {', '.join(queue_order(plan))}")
 
 
-def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path, clock: PlanClock,
+def train_in_lanes(plan: PlanEstimate, jobs: int, settings: Settings, experiment: Path, clock: PlanClock,
                    progress: Callable[[str], None] = print, threads: int = 1) -> None:
-    """Train each lane in its own process, with `threads` TensorFlow threads (`labcore.runtime`);
-    returns when all are done. The first lane to fail
+    """Train the plan's runs in `jobs` processes taking them from one queue (queue_order), with
+    `threads` TensorFlow threads each (`labcore.runtime`); returns when all are done. As runs
+    start, the clock's lanes and plan.json follow where they went. The first lane to fail
     stops the others (their unfinished runs resume on the next start) and its error is raised
     here as it was raised there."""
     context = multiprocessing.get_context("spawn")
-    messages = context.Queue()
+    messages, tasks = context.Queue(), context.Queue()
+    for run_id in queue_order(plan):
+        tasks.put(run_id)
+    started: list[list[str]] = [[] for _ in range(jobs)]
     workers = []
     # A Ctrl-C while a lane's Python starts would print that lane's traceback: the lanes start
     # with it ignored (inherited through exec) and take it back once inside `_lane`.
     handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        for number, lane in enumerate(lanes, 1):
+        for number in range(1, jobs + 1):
+            tasks.put(None)  # one "no more runs" for each lane
             worker = context.Process(target=_lane, name=f"lane-{number}", daemon=True,
-                                     args=(lane, settings, str(experiment), messages, threads))
+                                     args=(tasks, settings, str(experiment), messages, threads))
             worker.start()
             workers.append(worker)
     finally:
@@ -92,13 +110,16 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
             except queue.Empty:
                 for k in list(running):  # a lane that died without a word (killed, out of memory)
                     if not workers[k].is_alive() and messages.empty():
-                        raise LaneFailed(f"the process training {', '.join(lanes[k])} ended "
-                                         f"with exit code {workers[k].exitcode} before it finished")
+                        what = f"training {started[k][-1]}" if started[k] else "a lane"
+                        raise LaneFailed(f"the process {what} ended with exit code {workers[k].exitcode} "
+                                         "before it finished")
                 continue
             if kind == "line":
                 progress(payload)
             elif kind == "start":
-                clock.start(payload)
+                started[number].append(payload)
+                clock.start(payload, split_lanes(plan, jobs, started))
+                update_lanes(experiment, clock.lanes)
             elif kind == "tick":
                 clock.tick(payload)
             elif kind == "finish":
@@ -115,8 +136,9 @@ def train_in_lanes(lanes: list[list[str]], settings: Settings, experiment: Path,
             worker.join(timeout=30)
 
 
-def _lane(run_ids: list[str], settings: Settings, experiment: str, messages, threads: int) -> None:
-    """A lane's process: train its runs one after another, reporting through `messages`."""
+def _lane(tasks, settings: Settings, experiment: str, messages, threads: int) -> None:
+    """A lane's process: train the runs it takes from `tasks` one after another, until a None,
+    reporting through `messages`."""
     number = int(multiprocessing.current_process().name.rsplit("-", 1)[1]) - 1
 
     def say(line: str) -> None:
@@ -134,7 +156,7 @@ def _lane(run_ids: list[str], settings: Settings, experiment: str, messages, thr
         from labcore.training import train_run
 
         source = load_source(settings)
-        for run_id in run_ids:
+        for run_id in iter(tasks.get, None):
             say(f"== {run_id} (lane {number + 1}) ==")
             messages.put((number, "start", run_id))
             start = time.perf_counter()

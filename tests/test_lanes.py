@@ -1,5 +1,8 @@
+import json
+import re
+
 from labcore.estimate import PlanEstimate, RunEstimate
-from labcore.lanes import auto_jobs, lanes_message, split_lanes
+from labcore.lanes import auto_jobs, lanes_message, queue_order, split_lanes
 
 
 def plan_of(seconds: dict[str, float]) -> PlanEstimate:
@@ -7,21 +10,47 @@ def plan_of(seconds: dict[str, float]) -> PlanEstimate:
     return PlanEstimate(runs, "this CPU (2 cores)", 1.0)
 
 
-def test_lanes_balance_the_estimated_time_and_keep_the_plans_order():
-    plan = plan_of({"detection-pretrained": 130, "detection-scratch": 100, "segmentation-pretrained": 40,
-                    "segmentation-scratch": 40, "multitask-pretrained": 60, "multitask-scratch": 65})
-    lanes = split_lanes(plan, 2)
-    # Longest first, each to the lighter lane: 130 | 100, +65 -> 165, +60 -> 190, +40 -> 205, +40 -> 230.
-    assert lanes == [["detection-pretrained", "segmentation-scratch", "multitask-pretrained"],
-                     ["detection-scratch", "segmentation-pretrained", "multitask-scratch"]]
-    assert sorted(r for lane in lanes for r in lane) == sorted(r.run_id for r in plan.runs)
-    assert lanes_message(lanes) == ("2 runs at a time, in 2 processes: detection-pretrained then segmentation-scratch "
-                                    "then multitask-pretrained; detection-scratch then segmentation-pretrained then "
-                                    "multitask-scratch")
+DEMO_LIKE = {"detection-pretrained": 130, "detection-scratch": 100, "segmentation-pretrained": 40,
+             "segmentation-scratch": 40, "multitask-pretrained": 60, "multitask-scratch": 65}
+
+
+def test_the_lanes_take_the_longest_runs_first_and_balance_the_estimated_time():
+    plan = plan_of(DEMO_LIKE)
+    # Longest first (ties: the plan's order), each to the lane the estimate frees first:
+    # 130 | 100, +65 -> 165, +60 -> 190, +40 -> 205, +40 -> 230.
+    assert queue_order(plan) == ["detection-pretrained", "detection-scratch", "multitask-scratch",
+                                 "multitask-pretrained", "segmentation-pretrained", "segmentation-scratch"]
+    assert split_lanes(plan, 2) == [["detection-pretrained", "multitask-pretrained", "segmentation-scratch"],
+                                    ["detection-scratch", "multitask-scratch", "segmentation-pretrained"]]
+    assert lanes_message(plan, 2) == (
+        "2 runs at a time, in 2 processes, each taking the next run when it is free, longest first: "
+        "detection-pretrained, detection-scratch, multitask-scratch, multitask-pretrained, "
+        "segmentation-pretrained, segmentation-scratch")
+
+
+def test_runs_already_started_stay_in_their_lane_and_the_rest_follow_the_estimate():
+    # The second lane went fast and took three runs while the first trained one: the two left
+    # are expected in the first lane.
+    started = [["detection-pretrained"], ["detection-scratch", "multitask-scratch", "multitask-pretrained"]]
+    assert split_lanes(plan_of(DEMO_LIKE), 2, started) == [
+        ["detection-pretrained", "segmentation-pretrained", "segmentation-scratch"],
+        ["detection-scratch", "multitask-scratch", "multitask-pretrained"]]
 
 
 def test_never_more_lanes_than_runs():
     assert split_lanes(plan_of({"detection-scratch": 10}), 4) == [["detection-scratch"]]
+
+
+def test_the_plan_file_ends_with_the_lanes_the_runs_went_to(demo_store):
+    """train.py's two lanes took the six runs from the queue: plan.json's lanes are the runs
+    each lane said it started, in that order."""
+    said = re.findall(r"^== (\S+) \(lane (\d)\) ==$", (demo_store.parent / "train.out").read_text(), re.M)
+    went: dict[int, list[str]] = {}
+    for run_id, lane in said:
+        went.setdefault(int(lane) - 1, []).append(run_id)
+    plan = json.loads((demo_store / "demo" / ".partial" / "plan.json").read_text())
+    assert sorted(r for r, _ in said) == sorted(plan["runs"]) and len(said) == 6
+    assert plan["lanes"] == [went.get(k, []) for k in range(len(plan["lanes"]))]
 
 
 def test_the_demo_runs_two_lanes_on_a_cpu_with_the_cores_and_one_elsewhere():
