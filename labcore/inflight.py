@@ -9,8 +9,9 @@
   its lanes as runs start (`update_lanes`: each lane's started runs, then the rest).
 - The rest is read from the experiment folder, where training writes anyway: a run is finished
   when its folder holds a config.json finished after the plan began; in each lane the first
-  unfinished run is the one training (lanes train their runs in order), its epochs so far are
-  in `.partial/<run id>/history.json`; the others wait.
+  unfinished run is the one training, its epochs so far are in
+  `.partial/<run id>/history.json`; the others wait, listed in the order they are expected to
+  start.
 
 The app starts the demo here (`start_demo`) only for a browser on this machine (`is_loopback`).
 """
@@ -211,7 +212,7 @@ def read_training(experiment: Path | str, now: float | None = None) -> Training 
     done = [k for k in finished]
     pace_est = sum(estimates[k][0] for k in done if k in estimates)
     pace = sum(finished[k][1] for k in done) / pace_est if pace_est > 0 else 1.0
-    runs, lane_left = [], []
+    runs, lane_left, queued = [], [], []
     for lane in lanes:
         left, begun, running = 0.0, started, False
         for run_id in lane:
@@ -228,10 +229,11 @@ def read_training(experiment: Path | str, now: float | None = None) -> Training 
                 running = True
                 left += _run_left(seconds * pace - (now - begun), epochs - epochs_done, times)
                 runs.append(RunProgress(run_id, "training", epochs_done, epochs, seconds))
-            else:
+            else:  # it starts when its lane is free: the queue's next runs, in that order
+                queued.append((left, RunProgress(run_id, "queued", epochs_done, epochs, seconds)))
                 left += seconds * pace
-                runs.append(RunProgress(run_id, "queued", epochs_done, epochs, seconds))
         lane_left.append(left)
+    runs += [run for _, run in sorted(queued, key=lambda q: q[0])]
     if all(r.state == "finished" for r in runs):
         state = "done"
     elif host != socket.gethostname():

@@ -108,6 +108,26 @@ def test_the_plan_and_the_folder_say_which_runs_wait_and_where_the_others_are(tm
     assert 0 < training.eta_seconds <= 30 + 60
 
 
+def test_queued_runs_are_listed_in_the_order_their_lanes_will_start_them(tmp_path):
+    """Lanes take runs from a queue as they free up: a lane with a short run left starts its
+    next run first, whichever lane the plan lists first."""
+    experiment = tmp_path / "runs" / "demo"
+    lanes = [["detection-pretrained", "segmentation-pretrained"],
+             ["detection-scratch", "multitask-scratch", "segmentation-scratch"]]
+    runs = [RunEstimate("detection-pretrained", 200.0, 0, 0, 0, 0, 6, 0),
+            RunEstimate("segmentation-pretrained", 60.0, 0, 0, 0, 0, 6, 0),
+            RunEstimate("detection-scratch", 20.0, 0, 0, 0, 0, 6, 0),
+            RunEstimate("multitask-scratch", 30.0, 0, 0, 0, 0, 6, 0),
+            RunEstimate("segmentation-scratch", 30.0, 0, 0, 0, 0, 6, 0)]
+    inflight.write_plan(experiment, PlanEstimate(runs, "this CPU (2 cores)", 1.0, cores=2), lanes)
+    training = inflight.read_training(experiment)
+    # Expected to start: multitask-scratch after 20 s, segmentation-scratch after 50 s,
+    # segmentation-pretrained after 200 s.
+    assert [r.run_id for r in training.of_state("queued")] == [
+        "multitask-scratch", "segmentation-scratch", "segmentation-pretrained"]
+    assert [r.run_id for r in training.of_state("training")] == ["detection-pretrained", "detection-scratch"]
+
+
 def test_a_plan_whose_trainer_is_gone_reads_as_stopped_and_every_page_says_so(tmp_path, monkeypatch):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     experiment = in_training(tmp_path / "runs", pid=int(gone.stdout))
