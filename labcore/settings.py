@@ -146,7 +146,7 @@ PROFILES: dict[str, Settings] = {
 PROFILE_HELP = {
     "report": "the report's settings: real data (tensorflow-datasets), 224 px, up to 50 epochs",
     "quick": "real data, 128 px, 1000 images, 5 epochs: a look on a laptop CPU",
-    "demo": "synthetic data, 64 px, no network: all six runs, two at a time, in 2.5 to 6 minutes on 2 CPU cores",
+    "demo": "synthetic data, 64 px, no network: all six runs, two at a time, in 2 to 5 minutes on 2 CPU cores",
 }
 
 # The report's validation numbers, shown beside ours. `approx` marks figures read off curves.
