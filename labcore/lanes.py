@@ -110,7 +110,7 @@ def train_in_lanes(plan: PlanEstimate, jobs: int, settings: Settings, experiment
             except queue.Empty:
                 for k in list(running):  # a lane that died without a word (killed, out of memory)
                     if not workers[k].is_alive() and messages.empty():
-                        what = f"training {started[k][-1]}" if started[k] else "a lane"
+                        what = f"training {started[k][-1]}" if started[k] else f"of lane {k + 1}"
                         raise LaneFailed(f"the process {what} ended with exit code {workers[k].exitcode} "
                                          "before it finished")
                 continue

@@ -1,6 +1,7 @@
 import json
 import math
 import re
+from pathlib import Path
 
 import pytest
 
@@ -321,3 +322,49 @@ def test_ctrl_c_stops_every_lane_in_one_line_and_the_same_command_resumes(tmp_pa
     again = run_train(TINY_DEMO_ARGS + ["--jobs", "2"], tmp_path, timeout=600)
     assert again.returncode == 0, again.stderr[-2000:]
     assert sorted(p.name for p in (tmp_path / "demo").iterdir() if (p / "model.keras").exists()) == sorted(RUN_IDS)
+
+
+def lane_processes(parent: int) -> list[int]:
+    """The lanes of train.py process `parent`: its children started by multiprocessing's spawn
+    (not its resource tracker)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == parent and "spawn_main" in command and "resource_tracker" not in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_lane_killed_without_a_word_stops_the_training_in_one_line(tmp_path):
+    """Out of memory, a kill -9: the parent says which run's process died, stops the other lane
+    and exits 1, with no traceback."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY_DEMO_ARGS, "--jobs", "2",
+                             "--runs-dir", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    started, lanes = [], []
+    for line in proc.stdout:
+        found = re.match(r"^== (\S+) \(lane \d\) ==$", line.strip())
+        if found:
+            started.append(found.group(1))
+        if len(started) == 2:  # both lanes are training
+            lanes = lane_processes(proc.pid)
+            assert len(lanes) == 2, lanes
+            os.kill(lanes[0], signal.SIGKILL)
+            break
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1 and "Traceback" not in err, err[-2000:]
+    said = re.fullmatch(r"train.py: the process training (\S+) ended with exit code -9 before it finished",
+                        err.strip().splitlines()[-1])
+    assert said and said.group(1) in started, err[-2000:]
+    assert not any(Path(f"/proc/{pid}").exists() for pid in lanes)  # the other lane was stopped too
