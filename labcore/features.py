@@ -26,7 +26,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from labcore.data import Splits
+from labcore.data import Splits, without_autotune
 from labcore.settings import RunSpec, Settings
 
 # At most this share of the memory the system reports as available holds the features in
@@ -123,7 +123,7 @@ def feature_dataset(data: FeatureSet, batch_size: int, shuffle_seed: int | None 
             targets[key] = tf.cast(value, tf.int32) if key == "mask" else value
         return features, targets
 
-    return indices.batch(batch_size).map(lookup).prefetch(tf.data.AUTOTUNE)
+    return without_autotune(indices.batch(batch_size).map(lookup).prefetch(tf.data.AUTOTUNE))
 
 
 @dataclass

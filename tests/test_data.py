@@ -71,3 +71,11 @@ def test_train_and_val_do_not_overlap():
     train, val = seen(splits.train), seen(splits.val)
     assert len(train) == splits.counts["train"] and len(val) == splits.counts["val"]
     assert not train & val
+
+
+def test_every_split_runs_without_tf_data_autotuning():
+    """Its model thread held up the start of each epoch for seconds in two lanes (labcore.data)."""
+    splits = make_splits(synthetic_source(32, seed=0), Settings(image_size=32, limit=32), "detection", "tiny")
+    for ds in (splits.train, splits.val, splits.test, splits.train_in_order):
+        assert ds.options().autotune.enabled is False
+        assert len(list(ds)) > 0

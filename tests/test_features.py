@@ -91,3 +91,4 @@ def test_feature_batches_follow_the_images_shuffle(tmp_path):
         want = np.concatenate([b.numpy() for b in by_example])
         np.testing.assert_array_equal(got, want)
         assert sorted(got) == list(range(40))
+    assert by_index.options().autotune.enabled is False  # as the image splits (labcore.data)
