@@ -61,8 +61,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "training, many times slower: for comparing the two)")
     p.add_argument("--jobs", type=int, help="runs trained at a time, each lane of runs in its own process "
                                             "(default: 2 for the demo profile on a machine with 2 or more "
-                                            "cores and no GPU, else 1); the same results, sooner where one "
-                                            "run leaves cores idle")
+                                            "cores and no GPU, else 1), each lane taking the next run when it "
+                                            "is free; sooner where one run leaves cores idle")
     p.add_argument("--threads", type=int, help="TensorFlow threads in each training process (default: "
                                                "every core for one run at a time; with --jobs, the cores "
                                                "shared out between the lanes). Results move in late digits "
