@@ -8,7 +8,7 @@ wall time. Each lane is a fresh process (`spawn`: TensorFlow does not survive a 
 takes the next run from one shared queue, longest first (by the estimate), whenever it is
 free, so a lane whose runs went faster than estimated takes more of them; it sends its news
 (lines, runs' starts, ticks and ends) to the parent, whose one PlanClock (`labcore.eta`)
-prints them with the plan's ETA and keeps the plan's lanes (`plan_lanes`: the runs each lane
+prints them with the plan's ETA and keeps the plan's lanes (`split_lanes`: the runs each lane
 has started, then where the rest will go by the estimate) up to date in plan.json. Each lane
 runs TensorFlow with its share of the cores (`labcore.runtime.lane_threads`): a run trained in
 a lane has the same results, to the bit, as one trained alone with that many threads

@@ -7,8 +7,8 @@ records both (`runtime`), beside its settings.
 
 - **Threads.** Runs side by side in lanes (`labcore.lanes`) share the cores out: a lane gets
   cores // lanes threads. With TensorFlow's own count each of two lanes on 2 cores ran 2
-  threads, and the demo cost 14 % more CPU seconds (337 against 290, most of it the threads
-  waking each other: system time 39 s against 25).
+  threads, and the demo cost 16 % more CPU seconds (337 against 290; system time 39 s against
+  25, the threads waking and waiting on each other).
 - **Graph optimisation.** The demo's runs are short (60 train steps): Grappler's passes over
   each traced graph cost more than they save. EfficientNetB3's first train batch at 64 px:
   24.5 s with them, 16.1 s without; later batches take as long. Longer profiles keep them.
