@@ -1,10 +1,10 @@
-"""The lab's app: `streamlit run app.py`. Pages live in app_pages/, shared pieces in ui.py.
+"""The lab's app: `streamlit run app.py`. Pages live in app_pages/, shared pieces in ui/.
 
 Not `pages/`: Streamlit runs an app that has a `pages/` folder in its old multipage mode,
 where a link to a page runs that file alone, past this script's navigation and sidebar."""
 import streamlit as st
 
-import ui
+from ui import caches, experiments, status
 
 st.set_page_config(page_title="Pet transfer-learning lab", page_icon=":material/pets:", layout="wide")
 navigation = st.navigation([
@@ -16,7 +16,7 @@ navigation = st.navigation([
     st.Page("app_pages/6_breeds.py", url_path="breeds", title="Per-breed results", icon=":material/pets:"),
     st.Page("app_pages/7_efficiency.py", url_path="efficiency", title="Data efficiency", icon=":material/trending_up:"),
 ])
-ui.experiment_picker()
-ui.training_status()
+experiments.experiment_picker()
+status.training_status()
 navigation.run()
-ui.warm_models()  # after the page: see its docstring
+caches.warm_models()  # after the page: see its docstring

@@ -15,9 +15,9 @@ import warnings
 from pathlib import Path
 
 # Importing labcore keeps TensorFlow's start-up chatter out of the log (labcore.quiet).
-from labcore.efficiency import sweep_name
-from labcore.experiments import app_command, check_name
-from labcore.inflight import TrainingUnderway, claim
+from labcore.store.experiments import sweep_name
+from labcore.store.experiments import app_command, check_name
+from labcore.store.inflight import TrainingUnderway, claim
 from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings
 
 
@@ -105,7 +105,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    try:  # one training at a time per runs root, held until this process ends (labcore.inflight)
+    try:  # one training at a time per runs root, held until this process ends (labcore.store.inflight)
         claim(args.runs_dir)
     except TrainingUnderway as err:
         print(f"train.py: {err}", file=sys.stderr)
@@ -120,12 +120,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     import tensorflow as tf
 
-    from labcore.lab import SettingsDiffer, summary, train_all
-    from labcore.lanes import LaneFailed, auto_jobs
-    from labcore.models import WeightsUnavailable
-    from labcore.runtime import configure, lane_threads
-    from labcore.sources import DataUnavailable
-    from labcore.sweep import SweepRefused, sweep_summary, train_sweep
+    from labcore.train.lab import SettingsDiffer, summary, train_all
+    from labcore.train.lanes import LaneFailed, auto_jobs
+    from labcore.model.architectures import WeightsUnavailable
+    from labcore.train.runtime import configure, lane_threads
+    from labcore.data.sources import DataUnavailable
+    from labcore.train.sweep import SweepRefused, sweep_summary, train_sweep
 
     settings = settings_from_args(args)
     run_ids = [r for r in (args.only or RUN_IDS) if args.init == "both" or r.endswith(args.init)]

@@ -2,10 +2,10 @@
 import pandas as pd
 import streamlit as st
 
-import ui
-from labcore.experiments import not_comparable
-from labcore.report import Answer, answers, overview_rows, report_rows
-from labcore.runs import Run
+from ui import display, experiments
+from labcore.store.experiments import not_comparable
+from labcore.show.report import Answer, answers, overview_rows, report_rows
+from labcore.store.runs import Run
 from labcore.settings import RUN_IDS
 
 
@@ -42,24 +42,24 @@ def draw_answer(number: int, answer: Answer) -> None:
 
 
 st.title("Transfer learning on Oxford-IIIT Pet")
-runs = ui.runs_or_stop(offer_training=True)
-experiment = ui.current_experiment()
+runs = experiments.runs_or_stop(offer_training=True)
+experiment = experiments.current_experiment()
 absent = [r for r in RUN_IDS if r not in {run.run_id for run in runs}]
-st.caption(f"{len(runs)} of 6 runs in **{ui.escape(experiment.path)}**"
+st.caption(f"{len(runs)} of 6 runs in **{display.escape(experiment.path)}**"
            + (f" — not yet trained: {', '.join(absent)}" if absent else ""))
-ui.show_problems(runs)
+experiments.show_problems(runs)
 runs_table(runs)
 provenance = experiment.provenance()
 report_table(runs, not_comparable(provenance))
 st.subheader("The report's three questions, from your runs")
-st.caption(f"Answered on experiment **{ui.escape(experiment.name)}**: {ui.escape(provenance.data)}.")
+st.caption(f"Answered on experiment **{display.escape(experiment.name)}**: {display.escape(provenance.data)}.")
 for n, answer in enumerate(answers(runs), 1):
     draw_answer(n, answer)
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
 def lab_html(store: str, stamp: tuple, _runs: list[Run]) -> bytes:
-    from labcore.export import build_html
+    from labcore.show.export import build_html
 
     return build_html(_runs, f"Transfer learning on Oxford-IIIT Pet: {store}", store).encode("utf-8")
 

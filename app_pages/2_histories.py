@@ -4,9 +4,9 @@ import html
 import pandas as pd
 import streamlit as st
 
-import ui
-from labcore.plots import RUN_COLOURS, curve_figure, history_keys, lr_drops
-from labcore.runs import Run
+from ui import display, experiments, pickers, status
+from labcore.show.plots import RUN_COLOURS, curve_figure, history_keys, lr_drops
+from labcore.store.runs import Run
 from labcore.settings import METRIC_LABELS, RUN_IDS
 
 TITLES = {"loss": "total loss", "bbox_loss": "box loss", "mask_accuracy": "mask pixel accuracy"}
@@ -33,7 +33,7 @@ def draw_curves(runs: list[Run], smoothing: float) -> None:
         title = TITLES.get(key) or METRIC_LABELS.get(key) or key.replace("_", " ")
         with columns[n % 2]:
             figure = curve_figure(key, histories, smoothing, title=title, colours=colours, legend=False)
-            st.plotly_chart(figure, width="stretch", config=ui.PLOTLY_CONFIG, key=f"curve_{key}")
+            st.plotly_chart(figure, width="stretch", config=display.PLOTLY_CONFIG, key=f"curve_{key}")
     drops = {label: lr_drops(history.get("lr", [])) for label, history in histories}
     lines = [f"{label}: epochs {', '.join(map(str, d))}" for label, d in drops.items() if d]
     st.caption("Learning rate lowered — " + ("; ".join(lines) if lines else "in none of these runs."))
@@ -59,27 +59,27 @@ def history_csv(runs: list[Run]) -> bytes:
 
 def curves_with_unfinished(chosen: list[Run], smoothing: float) -> None:
     """The chosen runs' curves and, read afresh, the finished epochs of the runs still training."""
-    unfinished = ui.unfinished_runs()
+    unfinished = status.unfinished_runs()
     if unfinished:
         st.caption("Runs marked *in progress* are still training: their curves grow as epochs finish.")
     draw_curves([*chosen, *unfinished], smoothing)
 
 
 st.title("Training histories")
-if ui.load_runs() or not ui.unfinished_runs():
-    all_runs = ui.runs_or_stop()
-    ui.show_problems(all_runs)
-    chosen = ui.preset_many_picker(all_runs, key="hist_runs")
+if experiments.load_runs() or not status.unfinished_runs():
+    all_runs = experiments.runs_or_stop()
+    experiments.show_problems(all_runs)
+    chosen = pickers.preset_many_picker(all_runs, key="hist_runs")
 else:  # nothing finished yet: the runs in training are all there is to draw
-    ui.provenance_note(ui.current_experiment())
+    experiments.provenance_note(experiments.current_experiment())
     chosen = []
-if not chosen and not ui.unfinished_runs():
+if not chosen and not status.unfinished_runs():
     st.info("Pick at least one run above.")
     st.stop()
-ui.other_provenance(chosen)
+experiments.other_provenance(chosen)
 smoothing = curve_options_ui()
-if ui.live_training():  # redrawn every few seconds by itself, not the whole page
-    st.fragment(curves_with_unfinished, run_every=ui.POLL_SECONDS)(chosen, smoothing)
+if status.live_training():  # redrawn every few seconds by itself, not the whole page
+    st.fragment(curves_with_unfinished, run_every=status.POLL_SECONDS)(chosen, smoothing)
 else:
     curves_with_unfinished(chosen, smoothing)
 if chosen:

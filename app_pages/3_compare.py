@@ -3,15 +3,15 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-import ui
-from labcore.examples import (disagreement, most_different, of_breed, pick_random, predict_images, scores,
+from ui import caches, display, experiments, pickers
+from labcore.show.examples import (disagreement, most_different, of_breed, pick_random, predict_images, scores,
                               settings_from_config)
-from labcore.gradcam import cam_caption, gradcam_overlay
-from labcore.inference import Prediction
-from labcore.plots import overlay
-from labcore.runs import Run
+from labcore.show.gradcam import cam_caption, gradcam_overlay
+from labcore.show.inference import Prediction
+from labcore.show.plots import overlay
+from labcore.store.runs import Run
 from labcore.settings import breed_name
-from labcore.showcase import ShownImages
+from labcore.store.showcase import ShownImages
 
 POOL = 96  # test images scored per pair; "disagree most" searches these
 SHOW_WIDTH = 360
@@ -20,7 +20,7 @@ SHOW_WIDTH = 360
 def data_ui(run: Run) -> ShownImages | None:
     """The test images of the run's experiment: its data where this machine has it, else the
     showcase stored with it (never another source: the models learned this data)."""
-    return ui.experiment_images(run.path.parent, settings_from_config(run.config))
+    return caches.experiment_images(run.path.parent, settings_from_config(run.config))
 
 
 def pick_ui(labels: np.ndarray, pool: list[int]) -> tuple[str, int, int | None, float]:
@@ -42,7 +42,7 @@ def pick_ui(labels: np.ndarray, pool: list[int]) -> tuple[str, int, int | None, 
 @st.cache_data(show_spinner="Running the model on the test images…", max_entries=8)
 def pool_predictions(run_path: str, mtime: int, source_key: str, indices: tuple[int, ...],
                      _run: Run, _images: list[np.ndarray]) -> list[Prediction] | None:
-    predictor = ui.predictor(_run)
+    predictor = caches.predictor(_run)
     return predict_images(predictor, _images) if predictor else None
 
 
@@ -69,19 +69,19 @@ def draw_prediction(run: Run, pred: Prediction, example: dict, opacity: float, n
 
 
 def draw_gradcam(run: Run, example: dict) -> None:
-    got = gradcam_overlay(ui.predictor(run), Image.fromarray(example["image"]), width=SHOW_WIDTH)
+    got = gradcam_overlay(caches.predictor(run), Image.fromarray(example["image"]), width=SHOW_WIDTH)
     if got:  # as wide as the prediction's picture above it
         st.columns([3, 2])[0].image(got.picture, caption=cam_caption(run.run_id, got.seconds, got.empty))
 
 
 st.title("Compare predictions")
-runs = [r for r in ui.runs_or_stop() if r.has_model]
+runs = [r for r in experiments.runs_or_stop() if r.has_model]
 if not runs:
     st.info("No run in the store has a model.keras to predict with.")
     st.stop()
-run_a, run_b = ui.preset_pair_picker(runs, key="cmp")
+run_a, run_b = pickers.preset_pair_picker(runs, key="cmp")
 pair = [r for r in (run_a, run_b) if r is not None]
-ui.other_provenance(pair)
+experiments.other_provenance(pair)
 images = data_ui(run_a)
 if images is None:
     st.stop()
@@ -89,11 +89,11 @@ settings = settings_from_config(run_a.config)
 source = images.source
 across = run_b is not None and run_b.experiment != run_a.experiment
 names = {r.key: (r.long_label if across else r.label) for r in pair}
-if run_b is not None and ui.source_key(settings_from_config(run_b.config)) != ui.source_key(settings):
+if run_b is not None and caches.source_key(settings_from_config(run_b.config)) != caches.source_key(settings):
     st.caption(f"The two runs learned from different data; both predict on the test images of "
                f"{names[run_a.key]}'s data, each at its own input size.")
 pool = images.pool[:POOL]
-pool_examples = ui.examples(source, images.key, "test", tuple(pool))
+pool_examples = caches.examples(source, images.key, "test", tuple(pool))
 preds = {}
 for run in pair:
     got = pool_predictions(str(run.path), run.model_path.stat().st_mtime_ns, images.key,
@@ -117,7 +117,7 @@ else:
     if all(d is None for d in diffs):
         st.caption("These two runs share no output to disagree on; showing a random pick.")
     chosen = most_different(pool, diffs, count)
-st.caption(f"{ui.escape(images.caption)} · {len(pool)} images scored. Green: truth (mask outline, "
+st.caption(f"{display.escape(images.caption)} · {len(pool)} images scored. Green: truth (mask outline, "
            "head box); red: prediction.")
 for index in chosen:
     example = pool_examples[position[index]]

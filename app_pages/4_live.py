@@ -13,14 +13,14 @@ import io
 import streamlit as st
 from PIL import Image, ImageOps
 
-import ui
-from labcore.examples import one_per_breed
-from labcore.experiments import Experiment, synthetic_warning
-from labcore.gradcam import cam_caption, gradcam_on
-from labcore.images import MAX_UPLOAD_MB, ImageError, Photo, prepare_photo
-from labcore.inference import Prediction, Predictor
-from labcore.plots import overlay
-from labcore.runs import Run
+from ui import caches, display, experiments
+from labcore.show.examples import one_per_breed
+from labcore.store.experiments import Experiment, synthetic_warning
+from labcore.show.gradcam import cam_caption, gradcam_on
+from labcore.data.images import MAX_UPLOAD_MB, ImageError, Photo, prepare_photo
+from labcore.show.inference import Prediction, Predictor
+from labcore.show.plots import overlay
+from labcore.store.runs import Run
 from labcore.settings import breed_name, settings_from_dict
 
 SHOW_WIDTH = 420
@@ -36,7 +36,7 @@ def example_files(experiment: Experiment) -> tuple[dict[str, tuple[bytes, bytes]
     """Example pictures from the experiment's own test split (photos for real-data experiments,
     drawn pets for synthetic ones; the showcase stored with it where its data is not on this
     machine), by name: (the picture as PNG, its thumbnail as JPEG); and where they come from."""
-    images = ui.experiment_images(experiment.path, settings_from_dict(experiment.settings))
+    images = caches.experiment_images(experiment.path, settings_from_dict(experiment.settings))
     if images is None:
         return {}, ""
     labels = images.source.labels["test"]
@@ -49,7 +49,7 @@ def example_files(experiment: Experiment) -> tuple[dict[str, tuple[bytes, bytes]
 def _encoded(_source, source_key: str, indices: tuple[int, ...]) -> dict[str, tuple[bytes, bytes]]:
     """Made once per process and set of examples."""
     files = {}
-    for index, example in zip(indices, ui.examples(_source, source_key, "test", indices)):
+    for index, example in zip(indices, caches.examples(_source, source_key, "test", indices)):
         picture = Image.fromarray(example["image"])
         buffer = io.BytesIO()
         picture.save(buffer, format="PNG")
@@ -111,7 +111,7 @@ def photo_ui() -> tuple[bytes, str] | None:
         return photo.getvalue(), "the camera photo"
     if upload is not None:
         return upload.getvalue(), upload.name
-    files, caption = example_files(ui.current_experiment())
+    files, caption = example_files(experiments.current_experiment())
     chosen = examples_ui(files, caption)
     return (files[chosen][0], chosen) if chosen in files else None
 
@@ -121,7 +121,7 @@ def examples_ui(files: dict[str, tuple[bytes, bytes]], caption: str) -> str | No
     if not files:
         return None
     st.markdown("**No photo at hand? Click an example from this experiment's test split.**")
-    st.caption(ui.escape(caption))
+    st.caption(display.escape(caption))
     names = list(files)
     for row_start in range(0, len(names), 4):
         for column, name in zip(st.columns(4), names[row_start:row_start + 4]):
@@ -135,7 +135,7 @@ def examples_ui(files: dict[str, tuple[bytes, bytes]], caption: str) -> str | No
 
 def photo_header(photo: Photo, name: str) -> None:
     """The photo's name (as text, whatever it looks like), size and what was done to it."""
-    st.markdown(f"**{ui.escape(name)}** · {photo.width} × {photo.height} px"
+    st.markdown(f"**{display.escape(name)}** · {photo.width} × {photo.height} px"
                 + "".join(f" · {note}" for note in photo.notes))
 
 
@@ -163,7 +163,7 @@ def predictions_grid(runs: list[Run], photo: Photo, digest: str, opacity: float,
     for row_start in range(0, len(runs), 3):
         for column, run in zip(st.columns(3), runs[row_start:row_start + 3]):
             with column:
-                predictor = ui.predictor(run)
+                predictor = caches.predictor(run)
                 if predictor is None:
                     continue
                 pred = prediction(model_key(run), digest, predictor, photo)
@@ -177,14 +177,14 @@ def read_photo(data: bytes, name: str, digest: str, runs: list[Run]) -> Photo | 
     try:
         return prepared_photo(digest, data, name, tuple(sorted({run.image_size for run in runs})))
     except ImageError as err:
-        st.error(ui.escape(str(err)))
+        st.error(display.escape(str(err)))
         return None
 
 
 # --------------------------------------------------------------------------- the page
 
 st.title("Live inference")
-runs = [r for r in ui.runs_or_stop() if r.has_model]
+runs = [r for r in experiments.runs_or_stop() if r.has_model]
 if not runs:
     st.info("No run in the store has a model.keras to predict with.")
     st.stop()
@@ -198,7 +198,7 @@ if photo is None:
     st.stop()
 photo_header(photo, name)
 if any(r.config.get("dataset", {}).get("source") == "synthetic" for r in runs):
-    st.warning(synthetic_warning(ui.current_experiment().name), icon=":material/warning:")
+    st.warning(synthetic_warning(experiments.current_experiment().name), icon=":material/warning:")
 opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="live_opacity")
 # Only runs with a breed head have a top breed to explain; with none, the toggle is absent.
 breed_heads = [r for r in runs if r.task != "segmentation"]

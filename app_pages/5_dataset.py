@@ -1,12 +1,13 @@
 """Dataset: browse a source's images with their box and mask, and its class balance."""
 import streamlit as st
 
-import ui
-from labcore.examples import data_on_this_machine, pick_random
-from labcore.experiments import Experiment
-from labcore.plots import class_balance_figure, overlay
+from ui import caches, display, experiments
+from labcore.data.sources import data_on_this_machine
+from labcore.show.examples import pick_random
+from labcore.store.experiments import Experiment
+from labcore.show.plots import class_balance_figure, overlay
 from labcore.settings import Settings, breed_name, settings_from_dict
-from labcore.sources import Source
+from labcore.data.sources import Source
 
 DRAWN = Settings(dataset="synthetic", limit=384)
 TFDS = Settings(dataset="oxford_iiit_pet")
@@ -27,13 +28,13 @@ def known_sources(experiments: list[Experiment]) -> dict[str, Settings]:
         if experiment.settings:
             settings = settings_from_dict(experiment.settings)
             if data_on_this_machine(settings):
-                found.setdefault(ui.source_key(settings), settings)
-    found.setdefault(ui.source_key(DRAWN), DRAWN)
-    shared = ui.shared_pets()
+                found.setdefault(caches.source_key(settings), settings)
+    found.setdefault(caches.source_key(DRAWN), DRAWN)
+    shared = experiments.shared_pets()
     if shared:
         slice_ = Settings(dataset="folder", data_dir=str(shared))
-        found.setdefault(ui.source_key(slice_), slice_)
-    found.setdefault(ui.source_key(TFDS), TFDS)
+        found.setdefault(caches.source_key(slice_), slice_)
+    found.setdefault(caches.source_key(TFDS), TFDS)
     return found
 
 
@@ -49,11 +50,11 @@ def source_ui(experiments: list[Experiment]) -> Settings | None:
     """The source the visitor picked (None: the showcase). The chosen
     experiment's own data comes first, or its stored test images where its data is not here."""
     sources = known_sources(experiments)
-    current = ui.current_experiment()
+    current = experiments.current_experiment()
     keys = list(sources)
     labels = {k: describe(v) for k, v in sources.items()}
     if current is not None and current.settings:
-        mine = ui.source_key(settings_from_dict(current.settings))
+        mine = caches.source_key(settings_from_dict(current.settings))
         if mine in keys:
             keys.remove(mine)
         else:
@@ -89,29 +90,29 @@ def draw_examples(examples: list[dict]) -> None:
 def draw_balance(source: Source) -> None:
     counts = {split: {breed_name(c): int((labels == c).sum()) for c in sorted(set(int(c) for c in labels))}
               for split, labels in source.labels.items()}
-    st.plotly_chart(class_balance_figure(counts), width="stretch", config=ui.PLOTLY_CONFIG)
+    st.plotly_chart(class_balance_figure(counts), width="stretch", config=display.PLOTLY_CONFIG)
 
 
 st.title("Dataset")
-if not ui.load_runs():
-    ui.empty_state()
-settings = source_ui(ui.experiments())
+if not experiments.load_runs():
+    experiments.empty_state()
+settings = source_ui(experiments.experiments())
 if settings is None:  # the showcase of the chosen experiment
-    current = ui.current_experiment()
-    images = ui.experiment_images(current.path, settings_from_dict(current.settings))
+    current = experiments.current_experiment()
+    images = caches.experiment_images(current.path, settings_from_dict(current.settings))
     if images is None:
         st.stop()
     source, key, caption = images.source, images.key, images.caption
 else:
-    source = ui.source_or_none(settings)
+    source = caches.source_or_none(settings)
     if source is None:
         st.stop()
-    key, caption = ui.source_key(settings), source.description
-st.caption(ui.escape(caption) + " · green: the pet's mask outline and its head box.")
+    key, caption = caches.source_key(settings), source.description
+st.caption(display.escape(caption) + " · green: the pet's mask outline and its head box.")
 split, breed, count = browse_ui(source)
 labels = source.labels[split]
 candidates = [i for i in range(len(labels)) if breed is None or labels[i] == breed]
 chosen = pick_random(candidates, count, st.session_state.get("data_seed", 0))
-draw_examples(ui.examples(source, key, split, tuple(chosen)))
+draw_examples(caches.examples(source, key, split, tuple(chosen)))
 st.subheader("Class balance")
 draw_balance(source)

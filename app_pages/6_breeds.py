@@ -5,9 +5,10 @@ import math
 import pandas as pd
 import streamlit as st
 
-import ui
-from labcore.breeds import Confusion, ConfusionUnavailable, accuracy_figure, confusion_figure, load_confusion
-from labcore.runs import Run
+from ui import display, experiments, pickers
+from labcore.show.breeds import accuracy_figure, confusion_figure
+from labcore.store.confusion import Confusion, ConfusionUnavailable, load_confusion
+from labcore.store.runs import Run
 from labcore.settings import TASK_OUTPUTS
 
 
@@ -42,9 +43,9 @@ def draw_run(run: Run, split: str, name: str) -> None:
             column.metric(label, "—" if math.isnan(value) else f"{value:.1%}",
                           help=help_ if not math.isnan(value) else f"no such images in this split ({help_})")
     st.plotly_chart(accuracy_figure(confusion, f"accuracy per breed ({split})"), width="stretch",
-                    config=ui.PLOTLY_CONFIG, key=f"acc_{run.key}")
+                    config=display.PLOTLY_CONFIG, key=f"acc_{run.key}")
     st.plotly_chart(confusion_figure(confusion, f"confusion ({split}): true ↓, predicted →"), width="stretch",
-                    config=ui.PLOTLY_CONFIG, key=f"conf_{run.key}")
+                    config=display.PLOTLY_CONFIG, key=f"conf_{run.key}")
     pairs = confusion.top_confused(10)
     st.markdown("**The ten most confused pairs** (true → predicted: images)")
     if pairs:
@@ -54,16 +55,16 @@ def draw_run(run: Run, split: str, name: str) -> None:
 
 
 st.title("Per-breed results")
-runs = [r for r in ui.runs_or_stop() if "label" in (r.config.get("outputs") or TASK_OUTPUTS[r.task])]
+runs = [r for r in experiments.runs_or_stop() if "label" in (r.config.get("outputs") or TASK_OUTPUTS[r.task])]
 if not runs:
     st.info("No run in the store has a breed head (detection and multitask runs do).")
     st.stop()
-run_a, run_b = ui.preset_pair_picker(runs, key="breeds")
+run_a, run_b = pickers.preset_pair_picker(runs, key="breeds")
 split = st.radio("Split", ["test", "val"], horizontal=True, key="breeds_split",
                  format_func={"val": "validation", "test": "test"}.get)
 pair = [r for r in (run_a, run_b) if r]
 across = len({r.experiment for r in pair}) > 1
-ui.other_provenance(pair)
+experiments.other_provenance(pair)
 for column, run in zip(st.columns(len(pair), gap="large"), pair):
     with column:
         draw_run(run, split, run.long_label if across else run.label)

@@ -97,7 +97,7 @@ class Settings:
     weights_dir: str | None = None
     freeze_backbone: bool = True  # the report uses the pretrained backbone as a feature extractor
     fine_tune_epochs: int = 0  # optional second phase: unfreeze and train at learning_rate / 100
-    # A frozen backbone runs once per image and the heads train on its outputs (labcore.features);
+    # A frozen backbone runs once per image and the heads train on its outputs (labcore.train.features);
     # the same training, many times faster. Off: every epoch runs the backbone again.
     feature_cache: bool = True
     pretext_epochs: int = 3

@@ -1,6 +1,6 @@
 """Screenshot each section of an HTML export into docs/screenshots/export-<section>.png.
 
-    python -m labcore.export --experiment demo -o lab.html
+    python -m labcore.show.export --experiment demo -o lab.html
     python scripts/export_screenshots.py lab.html
 
 Opens the file in headless Chromium (Debian's, through Playwright) with every request that is
@@ -17,7 +17,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from labcore.export import SECTIONS  # noqa: E402
+from labcore.show.export import SECTIONS  # noqa: E402
 
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking"]
 

@@ -23,11 +23,11 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from labcore.gradcam import GradCam, mass_in_mask  # noqa: E402
-from labcore.images import resize_for_model  # noqa: E402
-from labcore.models import build_backbone, build_model, set_bn_momentum  # noqa: E402
+from labcore.show.gradcam import GradCam, mass_in_mask  # noqa: E402
+from labcore.data.images import resize_for_model  # noqa: E402
+from labcore.model.architectures import build_backbone, build_model, set_bn_momentum  # noqa: E402
 from labcore.settings import PROFILES  # noqa: E402
-from labcore.sources import synthetic_arrays  # noqa: E402
+from labcore.data.sources import synthetic_arrays  # noqa: E402
 
 
 def main() -> int:

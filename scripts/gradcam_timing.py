@@ -18,9 +18,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 
-from labcore.gradcam import GradCam  # noqa: E402
-from labcore.inference import Predictor  # noqa: E402
-from labcore.models import build_backbone, build_model  # noqa: E402
+from labcore.show.gradcam import GradCam  # noqa: E402
+from labcore.show.inference import Predictor  # noqa: E402
+from labcore.model.architectures import build_backbone, build_model  # noqa: E402
 from labcore.settings import PROFILES, TASK_BACKBONES  # noqa: E402
 
 

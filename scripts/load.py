@@ -142,7 +142,7 @@ def make_photos(count: int, folder: Path) -> list[Path]:
     import numpy as np
     from PIL import Image
 
-    from labcore.sources import draw_pet
+    from labcore.data.sources import draw_pet
 
     folder.mkdir(parents=True, exist_ok=True)
     real = sorted((SHARED_PETS / "images").glob("*.jpg")) if (SHARED_PETS / "images").is_dir() else []
@@ -284,7 +284,7 @@ def run_load(server: Server, photos: list[Path], warmup: Path, *, experiment: st
 
 def experiment_runs(runs_dir: Path, name: str | None) -> tuple[str, list]:
     """The experiment to load (by name, else the newest under `runs_dir`) and its runs with a model."""
-    from labcore.experiments import list_experiments
+    from labcore.store.experiments import list_experiments
 
     found = list_experiments(runs_dir)
     chosen = next((e for e in found if name in (e.key, e.name)), None) if name else (found[0] if found else None)
@@ -301,9 +301,9 @@ def forward_cpu_seconds(runs: list, photos: list[Path], repeats: int = 3) -> tup
     median over `repeats` rounds of every photo; with the model count and their input sizes."""
     import tensorflow as tf
 
-    from labcore.bench_inference import forward_cpu_per_image
-    from labcore.images import load_image
-    from labcore.inference import Predictor
+    from labcore.bench.inference import forward_cpu_per_image
+    from labcore.data.images import load_image
+    from labcore.show.inference import Predictor
     tf.get_logger().setLevel("ERROR")  # each Predictor traces its own function: no retracing warnings
     predictors = [Predictor.from_run(run) for run in runs]
     images = [load_image(photo.read_bytes(), photo.name).image for photo in photos]

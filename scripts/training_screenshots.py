@@ -24,7 +24,7 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from labcore import inflight  # noqa: E402
+from labcore.store import inflight  # noqa: E402
 from screenshots import CHROMIUM_ARGS, ROOT, full_page_screenshot, serve_app  # noqa: E402
 
 

@@ -21,7 +21,7 @@ SHARED_PETS = ROOT.parent / "shared" / "data" / "oxford-pets-3class"
 REQUIRE_BROWSER_ENV = "PETLAB_REQUIRE_BROWSER"
 
 # The smallest demo that still exercises every run and every file: tiny backbones, 32 px,
-# 64 images, 2 epochs. (The real backbones are built in test_models and trained in
+# 64 images, 2 epochs. (The real backbones are built in test_architectures and trained in
 # test_train_cli; tracing EfficientNetB3's train step alone takes ~40 s on 2 cores.)
 TINY_DEMO_ARGS = ["--profile", "demo", "--tiny-backbones", "--limit", "64", "--epochs", "2", "--image-size", "32"]
 
@@ -142,7 +142,7 @@ def write_pets_folder(root: Path) -> PetsFolder:
     import numpy as np
     from PIL import Image
 
-    from labcore.sources import draw_pet
+    from labcore.data.sources import draw_pet
 
     for sub in ("images", "annotations/trimaps", "annotations/xmls"):
         (root / sub).mkdir(parents=True)

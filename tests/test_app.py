@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from labcore.plots import history_keys
-from labcore.report import answers
-from labcore.runs import RUNS_DIR_ENV, list_runs
+from labcore.show.plots import history_keys
+from labcore.show.report import answers
+from labcore.store.runs import RUNS_DIR_ENV, list_runs
 from labcore.settings import RUN_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,7 +37,7 @@ def open_page(page: str, runs_root, monkeypatch, experiment: str | None = None) 
 
 
 def shown(markdown: str) -> str:
-    """Markdown with its backslash escapes undone: the characters a reader sees (ui.escape
+    """Markdown with its backslash escapes undone: the characters a reader sees (display.escape
     escapes every punctuation mark of paths, names and messages)."""
     return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", markdown)
 
@@ -171,7 +171,7 @@ def test_pages_show_the_stored_test_images_when_the_data_is_gone_and_the_way_out
         assert not at.exception and not at.error, page
         [info] = [shown(i.value) for i in at.info if "not on this machine" in i.value]
         assert "no test images are stored with it" in info and "retrain" in info
-        assert "python -m labcore.showcase --experiment demo" in "\n".join(c.value for c in at.code)
+        assert "python -m labcore.store.showcase --experiment demo" in "\n".join(c.value for c in at.code)
     at.switch_page(PAGES[3]).run()
     assert len(at.get("file_uploader")) == 1  # an upload always works
 
@@ -256,7 +256,7 @@ def image_breeds(at: AppTest) -> list[str]:
 
 
 def test_dataset_says_why_oxford_iiit_pet_is_unavailable(tmp_path, monkeypatch):
-    from labcore import examples
+    from labcore.show import examples
 
     monkeypatch.setattr(examples, "tfds_prepared", lambda data_dir=None: False)
     at = open_page(PAGES[4], tmp_path, monkeypatch)
@@ -422,7 +422,7 @@ def test_live_shows_an_uploaded_file_name_as_text_not_as_markdown(demo_store, mo
 
 
 def test_moving_the_opacity_slider_runs_no_model(demo_store, monkeypatch):
-    from labcore.inference import Predictor
+    from labcore.show.inference import Predictor
 
     at = open_page(PAGES[3], demo_store, monkeypatch)
     at.file_uploader[0].set_value(("grey.png", _png(), "image/png")).run()
@@ -444,7 +444,7 @@ def test_the_first_page_warms_the_experiments_models_for_the_live_page(demo_stor
 
     import streamlit as st
 
-    from labcore.inference import Predictor
+    from labcore.show.inference import Predictor
 
     def join_warming() -> None:
         for thread in [t for t in threading.enumerate() if t.name == "warm-models"]:
@@ -518,7 +518,7 @@ def _jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
 
 
 def test_live_takes_a_camera_photo_and_refuses_an_oversized_upload_in_one_line(demo_store, monkeypatch):
-    from labcore.images import MAX_UPLOAD_MB
+    from labcore.data.images import MAX_UPLOAD_MB
 
     at = open_page(PAGES[3], demo_store, monkeypatch)
     assert len(at.camera_input) == 0  # the camera stays off until asked

@@ -78,9 +78,9 @@ def test_the_bench_sets_a_whole_train_py_run_against_the_estimate_it_printed(tmp
 
 
 def test_benchmark_measures_the_runs_on_disk(tmp_path):
-    from labcore.bench import parse_args
-    from labcore.bench_inference import load_predictors
-    from labcore.models import build_backbone, build_model
+    from labcore.bench.cli import parse_args
+    from labcore.bench.inference import load_predictors
+    from labcore.model.architectures import build_backbone, build_model
     from labcore.settings import Settings
 
     settings = Settings(image_size=32, dense_units=(8,), branch_units=4)

@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from labcore.breeds import (IS_CAT, Confusion, ConfusionUnavailable, accuracy_figure, confusion_figure,
-                            load_confusion)
+from labcore.show.breeds import accuracy_figure, confusion_figure
+from labcore.store.confusion import IS_CAT, Confusion, ConfusionUnavailable, load_confusion
 from labcore.settings import BREEDS, NUM_CLASSES, breed_name
 
 
@@ -14,9 +14,10 @@ def test_a_tiny_runs_confusion_counts_match_a_brute_force_count(demo_runs):
     model and data, and compare with what training stored."""
     import tensorflow as tf
 
-    from labcore.data import make_splits
-    from labcore.examples import open_source, settings_from_config
-    from labcore.runs import load_model, load_run
+    from labcore.data.pipeline import make_splits
+    from labcore.data.sources import open_source
+    from labcore.show.examples import settings_from_config
+    from labcore.store.runs import load_model, load_run
 
     run = load_run(demo_runs / "detection-scratch")
     settings = settings_from_config(run.config)

@@ -24,9 +24,9 @@ import pytest
 from PIL import Image
 
 from conftest import REQUIRE_BROWSER_ENV, ROOT, require_browser
-from labcore.experiments import app_command
+from labcore.store.experiments import app_command
 from labcore.settings import BREEDS, RUN_IDS, breed_name
-from labcore.sources import draw_pet
+from labcore.data.sources import draw_pet
 
 PAGES = {"": "Transfer learning on Oxford-IIIT Pet", "histories": "Training histories", "compare": "Compare predictions",
          "live": "Live inference", "dataset": "Dataset", "breeds": "Per-breed results"}

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from conftest import require_browser
-from labcore import inflight
+from labcore.store import inflight
 from test_browser import CHROMIUM_ARGS, settle, streamlit_server
 
 TINY_DEMO = "--tiny-backbones --image-size 32 --limit 64 --epochs 3 --jobs 1 --only segmentation-scratch multitask-scratch"

@@ -1,4 +1,4 @@
-"""Data efficiency: finding the sweeps in a runs root (labcore.efficiency), the page that draws
+"""Data efficiency: finding the sweeps in a runs root (labcore.show.efficiency), the page that draws
 them (AppTest) and the export's curve section."""
 import json
 import shutil
@@ -6,10 +6,10 @@ from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from labcore import export
-from labcore.efficiency import KEY_METRICS, REPORT_TRAIN_IMAGES, find_sweeps, report_values, trend
-from labcore.experiments import list_experiments
-from labcore.runs import RUNS_DIR_ENV, list_runs, read_json, write_json
+from labcore.show import export
+from labcore.show.efficiency import KEY_METRICS, REPORT_TRAIN_IMAGES, find_sweeps, report_values, trend
+from labcore.store.experiments import list_experiments
+from labcore.store.runs import RUNS_DIR_ENV, list_runs, read_json, write_json
 from labcore.settings import TASKS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -3,8 +3,8 @@ with and without lanes, and what train.py prints. (How close it comes to the tru
 by the bench, section 8, and recorded in docs/benchmarks.md: a test cannot judge speed.)"""
 import pytest
 
-from labcore.estimate import PlanEstimate, RunEstimate, TaskTimes, estimate_plan, estimate_run, pretext_ready
-from labcore.pretext import pretext_path
+from labcore.train.estimate import PlanEstimate, RunEstimate, TaskTimes, estimate_plan, estimate_run, pretext_ready
+from labcore.model.pretext import pretext_path
 from labcore.timing import duration, parse_duration
 
 COUNTS = {"train": 77, "val": 19, "test": 37}

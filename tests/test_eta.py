@@ -1,8 +1,8 @@
 import pytest
 
-from labcore.estimate import PlanEstimate, RunEstimate
-from labcore.eta import PlanClock
-from labcore.training import Tick
+from labcore.train.estimate import PlanEstimate, RunEstimate
+from labcore.train.eta import PlanClock
+from labcore.train.training import Tick
 
 class FakeClock:
     def __init__(self):

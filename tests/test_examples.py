@@ -1,10 +1,10 @@
-"""labcore.examples: how Compare picks "where the two runs disagree most", on inputs whose
+"""labcore.show.examples: how Compare picks "where the two runs disagree most", on inputs whose
 answer is known."""
 import numpy as np
 import pytest
 
-from labcore.examples import disagreement, most_different
-from labcore.inference import Prediction
+from labcore.show.examples import disagreement, most_different
+from labcore.show.inference import Prediction
 
 
 def prediction(top5=None, box=None, mask=None) -> Prediction:

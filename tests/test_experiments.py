@@ -1,4 +1,4 @@
-"""labcore.experiments: the experiments under a runs root, their provenance, and what keeps
+"""labcore.store.experiments: the experiments under a runs root, their provenance, and what keeps
 their numbers from standing beside the report's."""
 import json
 import shlex
@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 import train
-from labcore.efficiency import sweep_command
-from labcore.experiments import (app_command, check_name, demo_command, differences, list_experiments,
+from labcore.show.efficiency import sweep_command
+from labcore.store.experiments import (app_command, check_name, demo_command, differences, list_experiments,
                                  load_experiment, not_comparable, record_settings, store_signature, train_command)
 from labcore.settings import PROFILES, RUN_IDS
 
@@ -38,7 +38,7 @@ def test_differences_name_each_setting_and_ignore_how_it_was_computed():
      ["trained on drawn pets, not photos", "tiny stand-in backbones (for tests)"]),
 ])
 def test_not_comparable_gives_every_reason_and_none_for_the_reports_settings(settings, expected):
-    from labcore.experiments import Provenance
+    from labcore.store.experiments import Provenance
 
     counts = {"train": 120, "val": 30, "test": 150} if settings.dataset == "folder" else {
         "train": 2944, "val": 736, "test": 3669}
@@ -131,13 +131,13 @@ def test_an_experiment_with_no_finished_run_is_listed_and_the_signature_follows_
 def test_a_forced_retrain_changes_the_signature_and_the_app_reads_the_new_run(demo_runs, tmp_path, monkeypatch):
     """`train.py --force` writes the run anew in .partial/ and swaps it in under the same name:
     the app's cached experiments (keyed by the signature) must give the new run, not the old."""
-    import ui
-    from labcore.runs import RUNS_DIR_ENV
+    from ui import experiments
+    from labcore.store.runs import RUNS_DIR_ENV
 
     root = tmp_path / "runs"
     shutil.copytree(demo_runs, root / "demo")
     monkeypatch.setenv(RUNS_DIR_ENV, str(root))
-    [old] = [r for r in ui.experiments()[0].runs if r.run_id == "detection-scratch"]
+    [old] = [r for r in experiments.experiments()[0].runs if r.run_id == "detection-scratch"]
     before = store_signature(root)
     final = root / "demo" / "detection-scratch"
     work = root / "demo" / ".partial" / "detection-scratch"
@@ -148,5 +148,5 @@ def test_a_forced_retrain_changes_the_signature_and_the_app_reads_the_new_run(de
     shutil.rmtree(final)
     work.rename(final)  # what train_run does with a finished run
     assert store_signature(root) != before
-    [new] = [r for r in ui.experiments()[0].runs if r.run_id == "detection-scratch"]
+    [new] = [r for r in experiments.experiments()[0].runs if r.run_id == "detection-scratch"]
     assert old.metrics["val"]["label_accuracy"] != 0.123456 and new.metrics["val"]["label_accuracy"] == 0.123456

@@ -8,9 +8,9 @@ import sys
 import pytest
 
 from conftest import ROOT, require_browser
-from labcore.export import export_html
-from labcore.report import PRESETS
-from labcore.runs import list_runs
+from labcore.show.export import export_html
+from labcore.show.report import PRESETS
+from labcore.store.runs import list_runs
 from labcore.settings import RUN_IDS, RUNS
 
 # The sections a reader finds, in order: (id, heading).
@@ -33,7 +33,7 @@ COLUMNS = {"label accuracy": "label_accuracy", "label top-5 accuracy": "label_to
 @pytest.fixture(scope="module")
 def exported(demo_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("export") / "lab.html"
-    result = subprocess.run([sys.executable, "-m", "labcore.export", "--runs-dir", str(demo_store),
+    result = subprocess.run([sys.executable, "-m", "labcore.show.export", "--runs-dir", str(demo_store),
                              "--experiment", "demo", "-o", str(out)],
                             cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -95,35 +95,35 @@ def test_the_export_shows_each_runs_stored_metrics(exported, demo_runs):
 
 
 def test_the_cli_says_what_is_wrong_in_one_line(demo_store, tmp_path):
-    from labcore.experiments import record_settings
+    from labcore.store.experiments import record_settings
     from labcore.settings import PROFILES
 
     def export(*args, output=str(tmp_path / "x.html")):
-        result = subprocess.run([sys.executable, "-m", "labcore.export", *args, "-o", output],
+        result = subprocess.run([sys.executable, "-m", "labcore.show.export", *args, "-o", output],
                                 cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
         [line] = result.stderr.strip().splitlines()
         return line
 
     assert export("--runs-dir", str(tmp_path / "none")) == (
-        f"labcore.export: no experiments in {tmp_path / 'none'}; train some with `python train.py --profile demo`")
+        f"labcore.show.export: no experiments in {tmp_path / 'none'}; train some with `python train.py --profile demo`")
     assert export("--runs-dir", str(demo_store), "--experiment", "report") == (
-        f"labcore.export: no experiment 'report' in {demo_store}; there are: demo")
+        f"labcore.show.export: no experiment 'report' in {demo_store}; there are: demo")
     record_settings(tmp_path / "empty" / "quick", "quick", PROFILES["quick"])  # settings, no finished run
     assert export("--runs-dir", str(tmp_path / "empty")) == (
-        f"labcore.export: no finished runs in {tmp_path / 'empty' / 'quick'}")
+        f"labcore.show.export: no finished runs in {tmp_path / 'empty' / 'quick'}")
     assert not list(tmp_path.rglob("*.html"))
 
 
 def test_the_cli_defaults_to_the_newest_experiment_of_runs_into_lab_html(two_experiments, tmp_path):
-    """`python -m labcore.export` alone, where the README runs it: runs/ under the working
+    """`python -m labcore.show.export` alone, where the README runs it: runs/ under the working
     folder, the newest experiment (photos, trained after demo), lab.html beside it."""
     import os
 
     (tmp_path / "runs").symlink_to(two_experiments, target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if k != "PETLAB_RUNS_DIR"}
     env["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run([sys.executable, "-m", "labcore.export"], cwd=tmp_path, env=env, capture_output=True,
+    result = subprocess.run([sys.executable, "-m", "labcore.show.export"], cwd=tmp_path, env=env, capture_output=True,
                             text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert re.fullmatch(r"wrote lab\.html \(\d+\.\d MB, 2 runs\)\n", result.stdout)

@@ -4,12 +4,12 @@ import keras
 import numpy as np
 import pytest
 
-import labcore.features as features
-from labcore.features import extract_features, feature_dataset
-from labcore.models import build_backbone
+import labcore.train.features as features
+from labcore.train.features import extract_features, feature_dataset
+from labcore.model.architectures import build_backbone
 from labcore.settings import RUNS
-from labcore.sources import synthetic_source
-from labcore.training import train_run
+from labcore.data.sources import synthetic_source
+from labcore.train.training import train_run
 
 
 class SeenInputs(keras.callbacks.Callback):
@@ -91,4 +91,4 @@ def test_feature_batches_follow_the_images_shuffle(tmp_path):
         want = np.concatenate([b.numpy() for b in by_example])
         np.testing.assert_array_equal(got, want)
         assert sorted(got) == list(range(40))
-    assert by_index.options().autotune.enabled is False  # as the image splits (labcore.data)
+    assert by_index.options().autotune.enabled is False  # as the image splits (labcore.data.pipeline)

@@ -12,12 +12,12 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from labcore.gradcam import (NO_HEAT, GradCam, cam_caption, cell_centres, gradcam_for, gradcam_overlay, has_breed_head,
+from labcore.show.gradcam import (NO_HEAT, GradCam, cam_caption, cell_centres, gradcam_for, gradcam_overlay, has_breed_head,
                              heat_overlay, mass_in_mask)
-from labcore.images import resize_for_model
-from labcore.inference import Predictor
-from labcore.models import build_backbone, build_model, set_bn_momentum, set_frozen
-from labcore.sources import NUM_CLASSES, draw_pet, synthetic_arrays
+from labcore.data.images import resize_for_model
+from labcore.show.inference import Predictor
+from labcore.model.architectures import build_backbone, build_model, set_bn_momentum, set_frozen
+from labcore.data.sources import NUM_CLASSES, draw_pet, synthetic_arrays
 
 SIZE = 192
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labcore.images import MAX_UPLOAD_MB, ImageError, load_image, resize_for_model
+from labcore.data.images import MAX_UPLOAD_MB, ImageError, load_image, resize_for_model
 
 
 def encode(image: Image.Image, fmt: str, **kwargs) -> bytes:

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labcore.images import resize_for_model
-from labcore.inference import Predictor
-from labcore.runs import list_runs, load_model
-from labcore.sources import draw_pet
+from labcore.data.images import resize_for_model
+from labcore.show.inference import Predictor
+from labcore.store.runs import list_runs, load_model
+from labcore.data.sources import draw_pet
 
 
 def test_predictor_matches_the_model_and_summarises(demo_runs):

@@ -1,4 +1,4 @@
-"""A training in flight (labcore.inflight): the lock that lets one training write a runs root,
+"""A training in flight (labcore.store.inflight): the lock that lets one training write a runs root,
 the plan and progress the app reads from the experiment folder, the rule that only a browser on
 this machine may start one; and what the app's pages make of them (AppTest)."""
 from __future__ import annotations
@@ -17,13 +17,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import ROOT, run_train
-from labcore import inflight
-from labcore.estimate import PlanEstimate, RunEstimate
-from labcore.experiments import record_settings
-from labcore.runs import RUNS_DIR_ENV, write_json
+from labcore.store import inflight
+from labcore.train.estimate import PlanEstimate, RunEstimate
+from labcore.store.experiments import record_settings
+from labcore.store.runs import RUNS_DIR_ENV, write_json
 from labcore.settings import PROFILES
 
-HOLD = ("import sys, time; from labcore.inflight import claim; claim(sys.argv[1]); "
+HOLD = ("import sys, time; from labcore.store.inflight import claim; claim(sys.argv[1]); "
         "print('held', flush=True); time.sleep(120)")
 
 
@@ -143,9 +143,9 @@ def test_a_plan_whose_trainer_is_gone_reads_as_stopped_and_every_page_says_so(tm
 def open_app(root: Path, monkeypatch, address: str | None = None) -> AppTest:
     monkeypatch.setenv(RUNS_DIR_ENV, str(root))
     if address is not None:
-        import ui
+        from ui import presenter
 
-        monkeypatch.setattr(ui, "client_address", lambda: address)
+        monkeypatch.setattr(presenter, "client_address", lambda: address)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60).run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -1,8 +1,8 @@
 import json
 import re
 
-from labcore.estimate import PlanEstimate, RunEstimate
-from labcore.lanes import auto_jobs, lanes_message, queue_order, split_lanes
+from labcore.train.estimate import PlanEstimate, RunEstimate
+from labcore.train.lanes import auto_jobs, lanes_message, queue_order, split_lanes
 
 
 def plan_of(seconds: dict[str, float]) -> PlanEstimate:

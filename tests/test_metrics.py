@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from labcore.metrics import Accumulator, MaskedBoxMAE, box_iou, mask_from_probs, mask_iou, masked_box_mae
+from labcore.model.metrics import Accumulator, MaskedBoxMAE, box_iou, mask_from_probs, mask_iou, masked_box_mae
 
 
 def test_box_iou_known_values():

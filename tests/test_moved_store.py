@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 from conftest import run_train, write_pets_folder
-from labcore.experiments import app_command
+from labcore.store.experiments import app_command
 from test_browser import (WAIT_MS, answers, assert_no_error, browser, playwright_chromium,  # noqa: F401 - fixtures
                           settle, streamlit_server, title)
 

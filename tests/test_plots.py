@@ -1,9 +1,9 @@
-"""labcore.plots: curve markers where the history says, smoothing that keeps the data honest,
+"""labcore.show.plots: curve markers where the history says, smoothing that keeps the data honest,
 overlays that touch only what they draw."""
 import numpy as np
 import pytest
 
-from labcore.plots import (FONT_SIZE, PRED_COLOUR, TRUE_COLOUR, best_epoch, class_balance_figure, curve_figure,
+from labcore.show.plots import (FONT_SIZE, PRED_COLOUR, TRUE_COLOUR, best_epoch, class_balance_figure, curve_figure,
                            history_keys, lr_drops, overlay, smooth)
 
 HISTORY = {

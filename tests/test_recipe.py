@@ -1,10 +1,10 @@
 import keras
 import numpy as np
 
-from labcore import metrics as lab_metrics
-from labcore.estimate import fake_batch
-from labcore.models import build_backbone, build_models
-from labcore.recipe import compile_model, compile_pretext, early_stopping_settings, fine_tune_learning_rate, reduce_lr
+from labcore.model import metrics as lab_metrics
+from labcore.train.estimate import fake_batch
+from labcore.model.architectures import build_backbone, build_models
+from labcore.model.recipe import compile_model, compile_pretext, early_stopping_settings, fine_tune_learning_rate, reduce_lr
 
 
 def tiny_model(tiny_settings, task="detection"):

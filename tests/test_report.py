@@ -1,12 +1,12 @@
-"""labcore.report: the overview's tables and the three questions' answers, from in-memory runs."""
+"""labcore.show.report: the overview's tables and the three questions' answers, from in-memory runs."""
 import math
 from pathlib import Path
 
 import pytest
 
-from labcore.report import (answers, compare_metric, fit_signs, multitask_worth_it, overview_rows,
+from labcore.show.report import (answers, compare_metric, fit_signs, multitask_worth_it, overview_rows,
                             pretrained_vs_scratch, report_rows, train_hint)
-from labcore.runs import Run
+from labcore.store.runs import Run
 from labcore.settings import PROFILES, REPORT_NUMBERS
 
 STEADY = {"loss": [2.0, 1.0, 0.8], "val_loss": [2.0, 1.1, 1.0], "lr": [1e-3] * 3}

@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from labcore.runs import ModelLoadError, list_runs, load_model, partial_runs, write_json
+from labcore.store.runs import ModelLoadError, list_runs, load_model, partial_runs, write_json
 from labcore.settings import RUN_IDS
 
 

@@ -3,7 +3,7 @@ import subprocess
 import sys
 
 from conftest import ROOT
-from labcore.runtime import lane_threads
+from labcore.train.runtime import lane_threads
 
 
 def test_lanes_share_the_cores_out_and_never_get_none():
@@ -17,7 +17,7 @@ def test_lanes_share_the_cores_out_and_never_get_none():
 def runtime_after(call: str) -> dict:
     """describe() in a fresh process after `call` (TensorFlow takes its runtime settings only
     before its first operation, long past in this one)."""
-    code = f"import json; from labcore.runtime import configure, describe; {call}; print(json.dumps(describe()))"
+    code = f"import json; from labcore.train.runtime import configure, describe; {call}; print(json.dumps(describe()))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     return json.loads(done.stdout.strip().splitlines()[-1])

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labcore import showcase
-from labcore import data
+from labcore.store import showcase
+from labcore.data.pipeline import pipeline as data
 from labcore.settings import Settings
-from labcore.sources import folder_source, synthetic_source
+from labcore.data.sources import folder_source, synthetic_source
 
 
 def test_choice_is_fixed_by_the_seed_and_holds_every_breed():
@@ -85,7 +85,7 @@ def test_pages_use_the_data_where_it_is_here_and_the_showcase_where_it_is_not(pe
     experiment.mkdir()
     with pytest.raises(showcase.ShowcaseUnavailable) as err:  # nothing stored yet, and no data
         showcase.experiment_images(experiment, Settings(dataset="folder", data_dir=str(tmp_path / "gone")))
-    assert "python -m labcore.showcase --experiment exp" in err.value.command
+    assert "python -m labcore.store.showcase --experiment exp" in err.value.command
     assert "not on this machine" in str(err.value) and "retrain" in str(err.value)
 
     showcase.ensure_showcase(experiment, folder_source(pets_folder.root), settings, progress=lambda line: None)
@@ -106,7 +106,7 @@ def test_pages_use_the_data_where_it_is_here_and_the_showcase_where_it_is_not(pe
 
 
 def test_the_cli_writes_the_showcase_of_an_older_experiment_and_says_why_not(pets_folder, tmp_path, capsys):
-    from labcore.experiments import record_settings
+    from labcore.store.experiments import record_settings
 
     root = tmp_path / "runs"
     record_settings(root / "older", "older", Settings(dataset="folder", data_dir=str(pets_folder.root)))
@@ -130,7 +130,7 @@ def test_synthetic_showcase_is_small(tmp_path):
 
 
 def test_a_moved_tensorflow_datasets_experiment_shows_its_showcase(tfds_pets, tmp_path):
-    from labcore.sources import tfds_source
+    from labcore.data.sources import tfds_source
 
     settings = Settings(dataset="oxford_iiit_pet", data_dir=str(tfds_pets.data_dir), seed=2)
     experiment = tmp_path / "exp"

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from labcore.settings import Settings
-from labcore.sources import (DataUnavailable, folder_source, load_source, synthetic_arrays,
+from labcore.data.sources import (DataUnavailable, folder_source, load_source, synthetic_arrays,
                              synthetic_source, trimap_to_mask)
 
 
@@ -116,7 +116,7 @@ def test_folder_source_explains_a_wrong_folder(tmp_path):
 def test_tfds_offline_fails_fast_with_the_ways_out(tmp_path, monkeypatch):
     import time
 
-    import labcore.sources as sources
+    import labcore.data.sources as sources
 
     monkeypatch.setattr(sources, "_reachable", lambda host, port=443, timeout=2.0: False)
     start = time.perf_counter()
@@ -133,7 +133,7 @@ def test_tfds_source_gives_what_the_folder_source_gives_for_the_same_files(tfds_
     from tensorflow_datasets.datasets.oxford_iiit_pet.oxford_iiit_pet_dataset_builder import (
         _CORRUPT_SAMPLES as REENCODED)
 
-    import labcore.sources as sources
+    import labcore.data.sources as sources
 
     def no_network(*args, **kwargs):
         raise AssertionError("a prepared dataset must open without looking for the network")

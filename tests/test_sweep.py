@@ -5,8 +5,8 @@ import json
 import pytest
 
 from conftest import TINY_DEMO_ARGS, run_train
-from labcore.experiments import differences, load_experiment
-from labcore.runs import list_runs
+from labcore.store.experiments import differences, load_experiment
+from labcore.store.runs import list_runs
 from labcore.settings import RUN_IDS, settings_from_dict
 
 

@@ -69,7 +69,7 @@ def test_new_settings_go_to_their_own_experiment_and_never_reuse_a_run(demo_stor
     in full; then the same experiment with another image size stops, naming the difference."""
     import shutil
 
-    from labcore.experiments import list_experiments, load_experiment
+    from labcore.store.experiments import list_experiments, load_experiment
 
     root = tmp_path / "runs"
     shutil.copytree(demo_store, root)
@@ -134,8 +134,8 @@ def test_weights_dir_gives_the_backbone_keras_weight_files_and_init_keeps_the_pr
     import numpy as np
     from keras.src.legacy.saving import legacy_h5_format
 
-    from labcore.models import IMAGENET_FILES, backbone_layer
-    from labcore.runs import list_runs, load_model
+    from labcore.model.architectures import IMAGENET_FILES, backbone_layer
+    from labcore.store.runs import list_runs, load_model
 
     keras.utils.set_random_seed(3)
     backbone = keras.applications.MobileNetV3Small(include_top=False, weights=None, input_shape=(32, 32, 3))
@@ -171,7 +171,7 @@ def test_seed_mask_classes_and_fine_tuning_from_the_command_line(demo_runs, tmp_
     data (drawn with the seed) and split, its mask head, and a second phase at 1/100 the rate."""
     import numpy as np
 
-    from labcore.data import split_indices
+    from labcore.data.pipeline import split_indices
 
     result = run_train(["--profile", "demo", "--tiny-backbones", "--only", "multitask-pretrained", "--limit", "40",
                         "--image-size", "32", "--epochs", "1", "--fine-tune-epochs", "1", "--mask-classes", "2",

@@ -4,10 +4,10 @@ import keras
 import numpy as np
 import pytest
 
-from labcore.runs import list_runs
+from labcore.store.runs import list_runs
 from labcore.settings import RUNS
-from labcore.sources import synthetic_source
-from labcore.training import train_run
+from labcore.data.sources import synthetic_source
+from labcore.train.training import train_run
 
 
 class Killed(Exception):
@@ -109,7 +109,7 @@ def test_checkpoints_wait_for_their_interval_and_skip_the_last_epoch(tiny_settin
 
 
 def test_long_epochs_report_their_batches(tiny_settings, tmp_path, monkeypatch):
-    import labcore.training as training
+    import labcore.train.training as training
 
     monkeypatch.setattr(training, "BATCH_NOTE_SECONDS", 0.0)  # every batch is "long"
     settings = tiny_settings.with_overrides(epochs=1, limit=96, batch_size=16)
@@ -230,7 +230,7 @@ def test_a_run_tells_its_watcher_where_it_stands_after_every_epoch(tiny_settings
 
 
 def test_without_a_watcher_each_tick_is_a_line_with_the_runs_clock():
-    from labcore.training import Tick, print_ticks
+    from labcore.train.training import Tick, print_ticks
 
     lines = []
     watch = print_ticks(lines.append)

@@ -1,0 +1,3 @@
+"""What the app and the export show: inference, Grad-CAM, per-breed figures, the report's tables and
+answers, data efficiency, examples, plots, the gallery and the HTML export. Imports store, model,
+data and the root, never train."""
