@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from labcore.store import showcase
-from labcore.data.pipeline import pipeline as data
+from labcore.data import pipeline as data
 from labcore.settings import Settings
 from labcore.data.sources import folder_source, synthetic_source
 
