@@ -256,9 +256,9 @@ def image_breeds(at: AppTest) -> list[str]:
 
 
 def test_dataset_says_why_oxford_iiit_pet_is_unavailable(tmp_path, monkeypatch):
-    from labcore.show import examples
+    from labcore.data import sources
 
-    monkeypatch.setattr(examples, "tfds_prepared", lambda data_dir=None: False)
+    monkeypatch.setattr(sources, "tfds_prepared", lambda data_dir=None: False)
     at = open_page(PAGES[4], tmp_path, monkeypatch)
     at.selectbox(key="data_source").select("oxford_iiit_pet|None|None|42").run()
     assert not at.exception
