@@ -32,6 +32,17 @@ def run_train(args: list[str], runs_dir: Path, timeout: int = 900) -> subprocess
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """Let the app's model-warming threads (ui.caches.warm_models, daemon threads) finish before
+    the interpreter exits: a daemon thread still inside TensorFlow's C++ code at exit is ended by
+    a forced unwind that TensorFlow catches, and the process aborts ("FATAL: exception not
+    rethrown", exit 134) after every test has passed."""
+    import threading
+
+    for thread in [t for t in threading.enumerate() if t.name == "warm-models"]:
+        thread.join(300)
+
+
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory) -> Path:
     """A runs root holding one experiment, `demo`, with all six runs, made by
