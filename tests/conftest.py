@@ -32,6 +32,14 @@ def run_train(args: list[str], runs_dir: Path, timeout: int = 900) -> subprocess
                           cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, ended and not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory) -> Path:
     """A runs root holding one experiment, `demo`, with all six runs, made by
