@@ -17,7 +17,9 @@ from pathlib import Path
 # Importing labcore keeps TensorFlow's start-up chatter out of the log (labcore.quiet).
 from labcore.store.experiments import sweep_name
 from labcore.store.experiments import app_command, check_name
-from labcore.store.inflight import TrainingUnderway, claim
+from labcore.store.inflight import LocksUnsupported, TrainingUnderway, claim
+from labcore.store.runs import resolve_runs_dir
+from labcore.train.stopping import Stopped, stop_on_signals
 from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings
 
 
@@ -45,7 +47,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--name", help="the experiment: runs go to RUNS_DIR/NAME/ (default: the profile's name). "
                                   "One experiment is one set of settings; use a new name for new settings")
     p.add_argument("--runs-dir", default=os.environ.get("PETLAB_RUNS_DIR", "runs"),
-                   help="the runs root, holding one folder per experiment (default: $PETLAB_RUNS_DIR, else runs)")
+                   help="the runs root, holding one folder per experiment (default: $PETLAB_RUNS_DIR, else "
+                        "runs); a relative path is taken from the project folder, wherever train.py is started")
     p.add_argument("--weights", choices=("imagenet", "synthetic-pretext"),
                    help="where pretrained runs get their backbone: ImageNet (Keras download or "
                         "--weights-dir) or the project's own synthetic pretext pretraining")
@@ -105,14 +108,27 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    # One folder whatever the working directory: a relative --runs-dir is the project's (as the app reads it).
+    args.runs_dir = str(resolve_runs_dir(args.runs_dir))
     try:  # one training at a time per runs root, held until this process ends (labcore.store.inflight)
         claim(args.runs_dir)
-    except TrainingUnderway as err:
+    except (TrainingUnderway, LocksUnsupported) as err:
         print(f"train.py: {err}", file=sys.stderr)
         return 1
     except OSError as err:
         print(f"train.py: cannot write the runs folder {args.runs_dir}: {err.strerror or err}", file=sys.stderr)
         return 1
+    stop_on_signals()  # SIGTERM and SIGHUP stop it as Ctrl-C does (labcore.train.stopping)
+    try:
+        return train(args)
+    except KeyboardInterrupt as err:  # its lanes are gone by now; the lock goes with this process
+        how = f"stopped by {err.name}" if isinstance(err, Stopped) else "interrupted"
+        print(f"train.py: {how}; run it again to resume the unfinished run", file=sys.stderr)
+        return err.exit_code if isinstance(err, Stopped) else 130
+
+
+def train(args: argparse.Namespace) -> int:
+    """Train what `args` asks for into the runs root this process holds; the exit status."""
     # Progress as it happens, also into a pipe (`| tee train.log`, a notebook, a test reading it).
     sys.stdout.reconfigure(line_buffering=True)
     # Our datasets are shuffled in tf.data; Keras' reminder about it is noise in the log.
@@ -151,12 +167,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except OSError as err:  # a full disk, a folder we may not write to, a file that vanished
         print(f"train.py: {err.strerror or err} ({err.filename or args.runs_dir}); "
-              "fix that and run again: an unfinished run resumes from its last finished epoch",
+              "fix that and run again: an unfinished run resumes from its last checkpoint",
               file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("train.py: interrupted; run it again to resume the unfinished run", file=sys.stderr)
-        return 130
     experiment = Path(args.runs_dir) / (sweep_name(args.name, "N") if args.sweep_limit else args.name)
     print()
     print(sweep_summary(Path(args.runs_dir), args.name, args.sweep_limit, run_ids) if args.sweep_limit

@@ -43,6 +43,14 @@ def pytest_sessionfinish(session, exitstatus) -> None:
         thread.join(300)
 
 
+def alive(pid: int) -> bool:
+    """Whether process `pid` runs (a zombie, ended and not yet reaped, does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 @pytest.fixture(scope="session")
 def demo_store(tmp_path_factory) -> Path:
     """A runs root holding one experiment, `demo`, with all six runs, made by
@@ -230,6 +238,44 @@ def tfds_pets(tmp_path_factory) -> TfdsPets:
                       lambda self, urls: {key: str(folder.root) for key in urls})
         tfds.builder("oxford_iiit_pet", data_dir=str(base / "tfds")).download_and_prepare()
     return TfdsPets(folder, base / "tfds")
+
+
+class Killed(Exception):
+    """Stands in for a process killed at the end of an epoch (start_and_kill)."""
+
+
+@pytest.fixture
+def start_and_kill(tiny_settings):
+    """start_and_kill(run_id, runs_dir, checkpoint_seconds=0.0, kill_after=2, extra=(), **overrides):
+    start a 4-epoch run of `tiny_settings` (with `overrides`) on 64 drawn pets and kill it after
+    epoch `kill_after` (`extra`: more callbacks, before the kill); returns (spec, settings,
+    source) to resume it. With checkpoint_seconds 0 (these epochs take a second), a checkpoint
+    after every epoch but the last."""
+    import keras
+
+    from labcore.data.sources import synthetic_source
+    from labcore.settings import RUNS
+    from labcore.train.training import train_run
+
+    class KillAfterEpoch(keras.callbacks.Callback):
+        def __init__(self, epoch: int):
+            super().__init__()
+            self.epoch = epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == self.epoch:
+                raise Killed()
+
+    def start(run_id: str, runs_dir: Path, checkpoint_seconds: float = 0.0, kill_after: int = 2, extra=(),
+              **overrides):
+        settings = tiny_settings.with_overrides(epochs=4, limit=64, early_stopping_patience=50, **overrides)
+        source = synthetic_source(64, seed=0)
+        with pytest.raises(Killed):
+            train_run(RUNS[run_id], settings, source, runs_dir, lambda m: None,
+                      extra_callbacks=[*extra, KillAfterEpoch(kill_after)], checkpoint_seconds=checkpoint_seconds)
+        return RUNS[run_id], settings, source
+
+    return start
 
 
 @pytest.fixture

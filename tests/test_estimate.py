@@ -35,6 +35,41 @@ def test_a_run_costs_more_with_more_epochs_more_images_and_a_trainable_backbone(
     assert tuned.fine_tune_epochs == 3 and tuned.seconds > cached.seconds
 
 
+def test_a_runs_parts_are_priced_batch_by_batch(tiny_settings):
+    """The arithmetic, by hand. COUNTS at batch 32: train 3 batches, val 1, test 2. A validation
+    step of the whole model is a forward pass and a heads test step: 0.1 + 0.02 = 0.12 s."""
+    settings = tiny_settings.with_overrides(epochs=5, fine_tune_epochs=0)
+    times = TaskTimes(build=1, forward=0.1, forward_first=2, heads_train=0.05, heads_test=0.02, heads_first=3,
+                      whole_train=0.5, whole_first=10, save=0.6)
+    cached = estimate_run("detection-pretrained", settings, COUNTS, times, pretext_needed=False)
+    # The backbone once over train and val (4 batches); an epoch is heads steps only (no checkpoint
+    # share is priced for them).
+    assert cached.features_seconds == pytest.approx(4 * 0.1)
+    assert cached.epoch_seconds == pytest.approx(3 * 0.05 + 1 * 0.02)
+    # val and test (3 batches) through the whole model, then the model written once.
+    assert cached.evaluate_seconds == pytest.approx(3 * 0.12 + 0.6)
+    # Build, the evaluation's first forward, the features' first forward, the heads' first steps.
+    assert cached.setup_seconds == pytest.approx(1 + 2 + 2 + 3)
+    assert cached.seconds == pytest.approx(8 + 0.4 + 5 * 0.17 + 0.96)
+
+    scratch = estimate_run("detection-scratch", settings, COUNTS, times, pretext_needed=False)
+    # Whole train steps and validation, plus a checkpoint's share: one a minute at most.
+    assert scratch.epoch_seconds == pytest.approx(1.62 + 0.6 * 1.62 / 60)
+    assert scratch.setup_seconds == pytest.approx(1 + 2 + 10 + 2 * 2)  # first train step, first validation
+
+    uncached = estimate_run("detection-pretrained", settings.with_overrides(feature_cache=False), COUNTS, times,
+                            pretext_needed=False)
+    assert uncached.epoch_seconds == pytest.approx(0.57 + 0.6 * 0.57 / 60)  # 3 x (0.1 + 0.05) + 0.12
+    assert uncached.features_seconds == 0
+
+    tuned = estimate_run("detection-pretrained", settings.with_overrides(fine_tune_epochs=2), COUNTS, times,
+                         pretext_needed=True)
+    assert tuned.fine_tune_epoch_seconds == pytest.approx(3 * 0.5 + 0.12)
+    # The pretext pretraining: 4 epochs of 768 / 32 = 24 steps of the whole model.
+    assert tuned.pretext_seconds == pytest.approx(4 * 24 * 0.5)
+    assert tuned.setup_seconds == pytest.approx(8 + (10 + 2 * 2) + 10)  # + fine-tuning's and pretext's traces
+
+
 def test_pretext_pretraining_is_counted_only_until_it_is_made(tiny_settings, tmp_path):
     settings = tiny_settings.with_overrides(pretext_examples=320, pretext_epochs=3)
     fresh = estimate_run("detection-pretrained", settings, COUNTS, TIMES, pretext_needed=True)
@@ -71,8 +106,8 @@ def test_the_plan_on_the_clock_one_lane_or_side_by_side():
                          run_of("multitask-scratch", 50)], "this CPU (2 cores)", 1, cores=2)
     assert plan.wall_seconds() == plan.wall_seconds([[r.run_id for r in plan.runs]]) == 210
     two = [["detection-scratch"], ["segmentation-scratch", "multitask-scratch"]]
-    # Side by side: shorter than one after another, no shorter than the longest lane alone.
-    assert 110 <= plan.wall_seconds(two) < 210
+    # Side by side (each run keeps one core busy, a core each): the longest lane, 60 + 50.
+    assert plan.wall_seconds(two) == pytest.approx(110)
     message = plan.message(two)
     assert message.startswith("estimate: about ") and "2 at a time" in message and "this CPU" in message
     assert parse_duration(message.split("about ")[1].split(" on the clock")[0]) == pytest.approx(

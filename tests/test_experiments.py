@@ -68,6 +68,16 @@ def test_train_command_gives_back_the_same_settings_through_train_py(settings, n
     assert args.name == name and args.runs_dir == root and args.only == ["detection-scratch"]
 
 
+def test_commands_leave_out_the_default_runs_root_however_it_is_written():
+    """The app holds its root as an absolute path (labcore.store.runs.resolve_runs_dir): the
+    project's runs/ is still the default, which the commands it shows leave out."""
+    from conftest import ROOT
+
+    assert demo_command(ROOT / "runs") == demo_command("runs") == "python train.py --profile demo"
+    assert app_command(str(ROOT / "runs")) == "streamlit run app.py"
+    assert demo_command(ROOT / "runs2") == f"python train.py --profile demo --runs-dir {ROOT / 'runs2'}"
+
+
 @pytest.mark.parametrize("root", [AWKWARD_ROOT, "runs", None])
 def test_the_demo_sweep_and_app_commands_keep_an_awkward_runs_root_one_word(root):
     demo = shlex.split(demo_command(root))

@@ -92,3 +92,43 @@ def test_feature_batches_follow_the_images_shuffle(tmp_path):
         np.testing.assert_array_equal(got, want)
         assert sorted(got) == list(range(40))
     assert by_index.options().autotune.enabled is False  # as the image splits (labcore.data.pipeline)
+
+
+# reserved_memmap in a process whose files may not grow past 1 MB (a full disk, without root),
+# SIGXFSZ ignored so that such a write fails with EFBIG instead of ending the process.
+RESERVE_ON_A_FULL_DISK = """
+import resource, signal, sys
+from pathlib import Path
+from labcore.train.features import reserved_memmap
+
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (1_000_000, resource.RLIM_INFINITY))
+try:
+    reserved_memmap(Path(sys.argv[1]), (1000, 25, 40))
+except OSError as err:
+    print(f"{err.strerror} | {err.filename}")
+"""
+
+
+def test_the_feature_file_takes_its_space_before_it_is_mapped_or_says_what_it_needs(tmp_path):
+    """Mapped over a sparse file, features written to a full disk end the process with SIGBUS:
+    the file's blocks are taken first (the disk says no then, in a sentence naming the file and
+    the space), and the map lies over them."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    path = tmp_path / "train.npy"
+    mapped = features.reserved_memmap(path, (1000, 25, 40))  # 4 MB of float32, with no limit
+    assert mapped.shape == (1000, 25, 40) and mapped.dtype == np.float32
+    assert path.stat().st_blocks * 512 >= 4_000_000  # allocated, not a sparse file
+    mapped[-1] = 7.0
+    mapped.flush()
+    assert np.load(path, mmap_mode="r")[-1, 0, 0] == 7.0  # an .npy file as np.save writes it
+
+    done = subprocess.run([sys.executable, "-c", RESERVE_ON_A_FULL_DISK, str(tmp_path / "full.npy")], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert done.stdout.strip() == (f"cannot reserve 4.0 MB on the disk for the cached features (File too large) "
+                                   f"| {tmp_path / 'full.npy'}")

@@ -191,3 +191,139 @@ def test_the_command_holding_the_root_is_shown_shell_quoted(tmp_path):
     message = inflight.underway_message(tmp_path, {"command": command, "pid": 7})
     shown = message[message.index(" (") + 2:message.index("); ")]
     assert shlex.split(shown) == command
+
+
+def rewrite_plan(experiment: Path, **changes) -> None:
+    path = experiment / ".partial" / "plan.json"
+    write_json(path, {**json.loads(path.read_text()), **changes})
+
+
+def finish(experiment: Path, run_id: str, at: float, seconds: float) -> None:
+    """Write run_id's config.json as a run finished at unix time `at` after `seconds` of training."""
+    folder = experiment / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / "config.json", {"run_id": run_id, "train_seconds": seconds,
+                                        "finished": datetime.fromtimestamp(at, timezone.utc).isoformat(
+                                            timespec="seconds")})
+
+
+def test_a_locked_plan_trains_while_the_lock_is_held_whatever_its_pid_says(holding):
+    """train.py always holds the lock: its plan says so (locked), and then the lock, not the pid
+    (which the system may give to another process), tells whether it still trains."""
+    root, proc = holding
+    experiment = in_training(root, pid=proc.pid)
+    rewrite_plan(experiment, locked=True)
+    assert inflight.read_training(experiment).state == "training"
+    proc.kill()
+    proc.wait()
+    assert inflight.read_training(experiment).state == "stopped"
+    rewrite_plan(experiment, pid=os.getpid())  # a live process with the trainer's old pid, no lock held
+    assert inflight.read_training(experiment).state == "stopped"
+
+
+def test_the_time_left_is_the_longest_lanes_running_and_queued_runs_at_the_pace_so_far(tmp_path):
+    """Four 60 s runs in two lanes; detection-scratch finished 10 s after the start in 30 s:
+    the pace is half the estimate. 20 s after the start, lane 1's segmentation-scratch (started
+    at 10 s) has 30 - 10 = 20 s left; lane 2's multitask-scratch 30 - 20 = 10 s, then
+    detection-pretrained's 30 s: 40 s, the longer lane's."""
+    experiment = in_training(tmp_path / "runs")
+    start = float(int(time.time()) - 100)  # whole seconds: config.json's finish time has no fraction
+    rewrite_plan(experiment, started=start)
+    finish(experiment, "detection-scratch", start + 10, 30.0)
+    training = inflight.read_training(experiment, now=start + 20)
+    assert training.eta_seconds == pytest.approx(40.0)
+
+
+@pytest.mark.parametrize("seconds, text", [(None, "time left unknown"), (0, "finishing"), (-5, "finishing"),
+                                           (42, "under a minute left"), (90, "about 2 min left"),
+                                           (240, "about 4 min left"), (3600, "about 60 min left")])
+def test_the_time_left_reads_in_whole_minutes(seconds, text):
+    assert inflight.eta_text(seconds) == text
+
+
+def test_runs_finished_before_the_plan_began_are_being_retrained_not_finished(tmp_path):
+    """--force retrains runs that were finished before: until they finish again, they train."""
+    experiment = in_training(tmp_path / "runs")
+    plan = json.loads((experiment / ".partial" / "plan.json").read_text())
+    finish(experiment, "detection-scratch", plan["started"] - 3600, 30.0)  # an hour before this plan
+    states = {r.run_id: r.state for r in inflight.read_training(experiment).runs}
+    assert states["detection-scratch"] == "training" and states["segmentation-scratch"] == "queued"
+
+
+def test_a_finished_plan_shows_no_training_on_any_page(tmp_path, monkeypatch):
+    experiment = tmp_path / "runs" / "demo"
+    record_settings(experiment, "demo", PROFILES["demo"])
+    inflight.write_plan(experiment, fake_plan([["detection-scratch"]]), [["detection-scratch"]])
+    plan = json.loads((experiment / ".partial" / "plan.json").read_text())
+    finish(experiment, "detection-scratch", plan["started"] + 5, 30.0)
+    assert inflight.read_training(experiment).state == "done"
+    assert inflight.trainings(tmp_path / "runs") == []
+    at = open_app(tmp_path / "runs", monkeypatch)
+    assert not at.get("progress") and not any("stopped before it finished" in w.value for w in at.warning)
+
+
+def test_a_plan_from_another_host_is_neither_training_here_nor_stopped(tmp_path, monkeypatch):
+    """A store copied while it trained elsewhere: its pid means nothing here, and the resume
+    command would not run here either; the pages say where it trains."""
+    experiment = in_training(tmp_path / "runs")
+    rewrite_plan(experiment, host="laptop7", locked=False)
+    training = inflight.read_training(experiment)
+    assert (training.state, training.eta_seconds) == ("elsewhere", None)
+    at = open_app(tmp_path / "runs", monkeypatch)
+    said = " ".join(c.value for c in at.caption)
+    assert f"Experiment **demo** is being trained on laptop7 (process {os.getpid()})" in said
+    assert not at.get("progress") and not any("stopped before it finished" in w.value for w in at.warning)
+
+
+class NoLocks:
+    """fcntl on a share without flock (NFS without its lock daemon): every flock fails with ENOLCK."""
+
+    LOCK_SH, LOCK_EX, LOCK_NB = 1, 2, 4
+
+    @staticmethod
+    def flock(fd, operation):
+        import errno
+
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+
+def test_a_filesystem_without_locks_keeps_the_pages_working_and_says_the_lock_cannot_be_checked(tmp_path,
+                                                                                                 monkeypatch):
+    root = tmp_path / "runs"
+    experiment = in_training(root, pid=os.getpid())
+    rewrite_plan(experiment, locked=True)
+    (root / inflight.LOCK_FILE).write_text("{}")
+    monkeypatch.setattr(inflight, "fcntl", NoLocks)
+    assert inflight.holder(root) is None and inflight.lock_unsupported(root) == "No locks available"
+    assert inflight.read_training(experiment).state == "training"  # its process is alive: this one
+    at = open_app(root, monkeypatch)
+    said = " ".join(c.value for c in at.caption)
+    from ui.display import escape
+
+    assert f"The training lock in **{escape(root)}** cannot be checked (No locks available)" in said
+    assert "Training experiment **demo**" in at.get("progress")[0].proto.text
+    with pytest.raises(inflight.LocksUnsupported, match="cannot be locked .No locks available.: one training"):
+        inflight.claim(tmp_path / "elsewhere")
+
+
+def test_a_relative_runs_root_is_the_projects_wherever_the_app_or_train_py_is_started(holding, tmp_path,
+                                                                                        monkeypatch):
+    """`streamlit run ~/petlab/app.py` from ~, a terminal in another folder: a relative runs
+    root (the default `runs`, --runs-dir, $PETLAB_RUNS_DIR) means the same folder in the project."""
+    root, proc = holding
+    in_training(root)
+    relative = os.path.relpath(root, ROOT)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "--profile", "demo", "--tiny-backbones",
+                             "--only", "segmentation-scratch", "--epochs", "1", "--limit", "40", "--image-size", "32",
+                             "--runs-dir", relative], cwd=elsewhere, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and f"{root} is being trained by process {proc.pid}" in result.stderr
+    monkeypatch.chdir(elsewhere)
+    at = open_app(Path(relative), monkeypatch)
+    assert "Training experiment **demo**" in at.get("progress")[0].proto.text
+    from ui.experiments import runs_root
+
+    monkeypatch.setattr(sys, "argv", ["app.py", "--runs-dir", relative])  # streamlit run app.py -- --runs-dir
+    assert runs_root() == root
+    assert not list(elsewhere.iterdir())  # nothing was made where they were started

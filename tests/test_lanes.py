@@ -44,7 +44,8 @@ def test_never_more_lanes_than_runs():
 def test_the_plan_file_ends_with_the_lanes_the_runs_went_to(demo_store):
     """train.py's two lanes took the six runs from the queue: plan.json's lanes are the runs
     each lane said it started, in that order."""
-    said = re.findall(r"^== (\S+) \(lane (\d)\) ==$", (demo_store.parent / "train.out").read_text(), re.M)
+    out = (demo_store.parent / "train.out").read_text()
+    said = re.findall(r"^== (\S+) \(lane (\d), process \d+\) ==$", out, re.M)
     went: dict[int, list[str]] = {}
     for run_id, lane in said:
         went.setdefault(int(lane) - 1, []).append(run_id)

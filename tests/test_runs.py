@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -53,3 +54,18 @@ def test_write_json_is_atomic_and_plain(tmp_path):
     write_json(path, {"a": np.float32(0.5), "b": np.arange(2)})
     assert json.loads(path.read_text()) == {"a": 0.5, "b": [0, 1]}
     assert [p.name for p in tmp_path.iterdir()] == ["m.json"]
+
+
+def test_a_relative_runs_root_is_taken_from_the_project_folder_not_the_working_one(tmp_path, monkeypatch):
+    from conftest import ROOT
+    from labcore.store.runs import RUNS_DIR_ENV, default_runs_dir, resolve_runs_dir
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_runs_dir("runs") == ROOT / "runs"
+    assert resolve_runs_dir("../stores/lab") == ROOT.parent / "stores" / "lab"
+    assert resolve_runs_dir(tmp_path / "x") == tmp_path / "x"
+    assert resolve_runs_dir("~/lab runs") == Path.home() / "lab runs"
+    monkeypatch.setenv(RUNS_DIR_ENV, "stores/a")
+    assert default_runs_dir() == ROOT / "stores" / "a"
+    monkeypatch.delenv(RUNS_DIR_ENV)
+    assert default_runs_dir() == ROOT / "runs"

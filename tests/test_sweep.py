@@ -76,3 +76,21 @@ def test_a_finished_sweep_trains_nothing_and_prints_every_size(sweep_store, tmp_
     assert "nothing to train" in result.stdout
     config = json.loads((root / "demo-n96" / "detection-scratch" / "config.json").read_text())
     assert config["settings"]["limit"] == 96
+
+
+def test_a_sweep_checks_every_sizes_stored_settings_before_it_trains_any(tmp_path):
+    """The largest size's experiment holds other settings: the sweep stops before training the
+    smaller ones (hours, on real data), naming that experiment and the difference."""
+    import train
+    from labcore.store.experiments import record_settings
+
+    args = [a for a in TINY_DEMO_ARGS if a not in ("--limit", "64")] + ["--only", "detection-scratch"]
+    settings = train.settings_from_args(train.parse_args(args))
+    root = tmp_path / "runs"
+    record_settings(root / "demo-n96", "demo-n96", settings.with_overrides(limit=96, image_size=64))
+    result = run_train([*args, "--sweep-limit", "64", "96"], root, timeout=600)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"train.py: experiment 'demo-n96' ({root / 'demo-n96'}) was trained with other settings: "
+                           "image_size: 64 stored, 32 asked")
+    assert not (root / "demo-n64").exists() and "== run" not in result.stdout  # nothing trained, nothing begun

@@ -1,11 +1,12 @@
 import json
 import math
 import re
+import signal
 from pathlib import Path
 
 import pytest
 
-from conftest import TINY_DEMO_ARGS, run_train
+from conftest import TINY_DEMO_ARGS, alive, run_train
 from labcore.settings import RUN_IDS, RUNS
 
 
@@ -340,8 +341,9 @@ def lane_processes(parent: int) -> list[int]:
 
 
 def test_a_lane_killed_without_a_word_stops_the_training_in_one_line(tmp_path):
-    """Out of memory, a kill -9: the parent says which run's process died, stops the other lane
-    and exits 1, with no traceback."""
+    """Out of memory, a kill -9: the parent names the run whose process died (the one that
+    lane said it was training, not the other lane's), stops the other lane and exits 1, with
+    no traceback."""
     import os
     import signal
     import subprocess
@@ -352,19 +354,99 @@ def test_a_lane_killed_without_a_word_stops_the_training_in_one_line(tmp_path):
     proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY_DEMO_ARGS, "--jobs", "2",
                              "--runs-dir", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    started, lanes = [], []
+    started = {}  # lane process -> the run it said it started
     for line in proc.stdout:
-        found = re.match(r"^== (\S+) \(lane \d\) ==$", line.strip())
+        found = re.match(r"^== (\S+) \(lane \d, process (\d+)\) ==$", line.strip())
         if found:
-            started.append(found.group(1))
+            started[int(found.group(2))] = found.group(1)
         if len(started) == 2:  # both lanes are training
-            lanes = lane_processes(proc.pid)
-            assert len(lanes) == 2, lanes
-            os.kill(lanes[0], signal.SIGKILL)
             break
+    lanes = lane_processes(proc.pid)
+    assert sorted(lanes) == sorted(started), (lanes, started)
+    killed = next(iter(started))  # the lane that spoke first
+    os.kill(killed, signal.SIGKILL)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 1 and "Traceback" not in err, err[-2000:]
-    said = re.fullmatch(r"train.py: the process training (\S+) ended with exit code -9 before it finished",
-                        err.strip().splitlines()[-1])
-    assert said and said.group(1) in started, err[-2000:]
-    assert not any(Path(f"/proc/{pid}").exists() for pid in lanes)  # the other lane was stopped too
+    assert err.strip().splitlines()[-1] == (f"train.py: the process training {started[killed]} ended with exit "
+                                            "code -9 before it finished"), err[-2000:]
+    assert not any(alive(pid) for pid in lanes)  # the other lane was stopped too
+
+
+LANE_SAYS = re.compile(r"^== (\S+) \(lane \d, process (\d+)\) ==$", re.M)
+
+
+@pytest.mark.parametrize("signum, resume", [(signal.SIGTERM, True), (signal.SIGHUP, False), (signal.SIGKILL, True)],
+                         ids=["SIGTERM", "SIGHUP", "SIGKILL"])
+def test_a_trainer_stopped_or_killed_mid_training_leaves_no_lane_and_the_next_one_resumes(tmp_path, signum, resume):
+    """`kill PID` (SIGTERM), a closed terminal (SIGHUP) or `kill -9` on train.py while its two
+    lanes train: both lanes are gone within seconds (they held the runs root's lock meanwhile),
+    the root is free, and the same command trains what is left, each run's epochs once."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+    from labcore.store import inflight
+
+    root = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "train.py"), *TINY_DEMO_ARGS, "--jobs", "2",
+                             "--runs-dir", str(root)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    lanes: dict[int, str] = {}
+    try:
+        for line in proc.stdout:
+            said = LANE_SAYS.match(line.strip())
+            if said:
+                lanes[int(said.group(2))] = said.group(1)
+            if len(lanes) == 2 and "epoch 1/2" in line:  # both lanes train, one has finished an epoch
+                break
+        assert len(lanes) == 2, lanes
+        lock = str(root / inflight.LOCK_FILE)
+        for pid in lanes:  # each lane holds the root's lock too
+            assert lock in {os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()}, pid
+        os.kill(proc.pid, signum)
+        deadline = time.monotonic() + 5
+        while any(alive(pid) for pid in lanes) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(alive(pid) for pid in lanes), "a lane outlived its trainer by 5 s"
+        _, err = proc.communicate(timeout=60)
+    finally:
+        for pid in lanes:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        if proc.poll() is None:
+            proc.kill()
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 128 + signum and "Traceback" not in err, err[-2000:]
+        assert err.strip().splitlines()[-1] == (f"train.py: stopped by {signal.Signals(signum).name}; "
+                                                "run it again to resume the unfinished run")
+    assert inflight.holder(root) is None
+    if not resume:
+        return
+    finished = {p.name for p in (root / "demo").iterdir() if (p / "model.keras").exists()}
+    again = run_train([*TINY_DEMO_ARGS, "--jobs", "2"], root, timeout=600)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert again.stdout.count("already finished") == len(finished)
+    assert sorted(run for run, _ in LANE_SAYS.findall(again.stdout)) == sorted(set(RUN_IDS) - finished)
+    for run_id in RUN_IDS:  # every epoch once: two, as asked
+        history = json.loads((root / "demo" / run_id / "history.json").read_text())
+        assert {len(values) for values in history.values()} == {2}, run_id
+
+
+def test_lanes_share_the_cores_out_when_threads_is_left_out(demo_runs):
+    """The demo store was trained with the default --jobs and no --threads: each lane ran with
+    its share of the cores, as each run's config.json records."""
+    import os
+
+    from labcore.train.lanes import auto_jobs
+    from labcore.train.runtime import lane_threads
+
+    cpus = os.cpu_count()
+    jobs = auto_jobs("demo", cpus, gpus=0)
+    expected = lane_threads(cpus, jobs) if jobs > 1 else None  # one process: TensorFlow's own count
+    threads = {run_id: json.loads((demo_runs / run_id / "config.json").read_text())["runtime"]["threads"]
+               for run_id in RUN_IDS}
+    assert threads == dict.fromkeys(RUN_IDS, expected)

@@ -10,34 +10,6 @@ from labcore.data.sources import synthetic_source
 from labcore.train.training import train_run
 
 
-class Killed(Exception):
-    pass
-
-
-class KillAfterEpoch(keras.callbacks.Callback):
-    """Stands in for a process killed once `epoch` epochs are finished."""
-
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epoch:
-            raise Killed()
-
-
-def start_and_kill(run_id: str, tiny_settings, runs_dir, checkpoint_seconds: float = 0.0):
-    """Start a 4-epoch run and kill it after epoch 2; returns (spec, settings, source) to resume.
-    With checkpoint_seconds 0 (these epochs take a second), a checkpoint after every epoch."""
-    settings = tiny_settings.with_overrides(epochs=4, limit=64, early_stopping_patience=50)
-    source = synthetic_source(64, seed=0)
-    spec = RUNS[run_id]
-    with pytest.raises(Killed):
-        train_run(spec, settings, source, runs_dir, lambda m: None, extra_callbacks=[KillAfterEpoch(2)],
-                  checkpoint_seconds=checkpoint_seconds)
-    return spec, settings, source
-
-
 def test_tiny_multitask_run_learns(tiny_settings, tmp_path):
     settings = tiny_settings.with_overrides(image_size=64, limit=320, epochs=10)
     messages = []
@@ -69,8 +41,47 @@ def test_run_directory_is_complete_and_partial_work_is_gone(tiny_settings, tmp_p
     assert {"mask_loss", "mask_accuracy", "val_mask_accuracy"} <= set(history)  # named by head
 
 
-def test_killed_run_leaves_no_run_directory_and_resumes(tiny_settings, tmp_path):
-    spec, settings, source = start_and_kill("detection-scratch", tiny_settings, tmp_path)
+def weight_groups(model_file) -> set[str]:
+    """The top-level groups of the weights file inside a .keras archive (layers, optimizer, ...)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    with zipfile.ZipFile(model_file) as archive, h5py.File(io.BytesIO(archive.read("model.weights.h5"))) as f:
+        return set(f.keys())
+
+
+def test_the_stored_model_leaves_the_optimizer_out_and_loads_as_trained(tiny_settings, tmp_path):
+    """model.keras holds the layers' weights only (Adam's two moments per weight would triple
+    it); it loads, uncompiled as the app loads it, to the very weights training ended with."""
+    settings = tiny_settings.with_overrides(epochs=2, limit=64)
+
+    class LastWeights(keras.callbacks.Callback):
+        def on_train_end(self, logs=None):  # after early stopping put the best epoch's weights back
+            self.weights = [w.copy() for w in self.model.get_weights()]
+
+    last = LastWeights()
+    path = train_run(RUNS["detection-scratch"], settings, synthetic_source(64, seed=0), tmp_path, lambda m: None,
+                     extra_callbacks=[last])
+    assert weight_groups(path / "model.keras") == {"layers", "vars"}  # no "optimizer"
+    from labcore.show.inference import Predictor
+    from labcore.store.runs import load_model
+
+    run = list_runs(tmp_path)[0]
+    stored = load_model(run)
+    assert len(stored.get_weights()) == len(last.weights) > 10
+    for got, want in zip(stored.get_weights(), last.weights):
+        np.testing.assert_array_equal(got, want)
+    from PIL import Image
+
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    prediction = Predictor.from_run(run).predict(photo)  # as the live page runs it
+    assert len(prediction.top5) == 5 and prediction.box.shape == (4,)
+
+
+def test_killed_run_leaves_no_run_directory_and_resumes(start_and_kill, tmp_path):
+    spec, settings, source = start_and_kill("detection-scratch", tmp_path)
     assert not (tmp_path / spec.run_id).exists()  # complete or absent
     assert list_runs(tmp_path) == []
     first = json.loads((tmp_path / ".partial" / spec.run_id / "history.json").read_text())
@@ -85,12 +96,41 @@ def test_killed_run_leaves_no_run_directory_and_resumes(tiny_settings, tmp_path)
     assert history["loss"][:2] == first["loss"]
 
 
-def test_checkpoints_wait_for_their_interval_and_skip_the_last_epoch(tiny_settings, tmp_path):
+def test_a_run_resumes_from_a_checkpoint_older_than_its_last_finished_epoch(start_and_kill, tmp_path, monkeypatch):
+    """Checkpoints come once a minute at most: here epochs take 40 s on a fake clock, so
+    epoch 2 is saved (80 s after the start) and epoch 3 is not (40 s after that). Killed after
+    epoch 3, the run goes on from epoch 2: the history of epoch 3 from before the kill is not
+    kept beside the one trained again, and no epoch is counted twice."""
+    import labcore.train.checkpoint as checkpoint
+
+    now = [0.0]
+    monkeypatch.setattr(checkpoint.Checkpoint, "clock", staticmethod(lambda: now[0]))
+
+    class FortySeconds(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            now[0] += 40.0
+
+    spec, settings, source = start_and_kill("detection-scratch", tmp_path, 60.0, kill_after=3,
+                                            extra=[FortySeconds()])
+    before = json.loads((tmp_path / ".partial" / spec.run_id / "history.json").read_text())
+    assert len(before["loss"]) == 3  # the live history had three epochs when it was killed
+    assert [p.name for p in (tmp_path / ".partial" / spec.run_id / "backup").iterdir()] == ["epoch-0002"]
+
+    messages = []
+    path = train_run(spec, settings, source, tmp_path, messages.append)
+    history = json.loads((path / "history.json").read_text())
+    assert any(m == "[detection-scratch] resuming after epoch 2" for m in messages), messages
+    assert [m.split()[2] for m in messages if m.startswith("[detection-scratch] epoch ")] == ["3/4", "4/4"]
+    assert {len(values) for values in history.values()} == {4}
+    assert history["loss"][:2] == before["loss"][:2]
+
+
+def test_checkpoints_wait_for_their_interval_and_skip_the_last_epoch(start_and_kill, tmp_path):
     """Within the interval, a killed run leaves nothing to resume from and starts afresh; with
     none, every epoch but the fit's last is saved (its checkpoint would be deleted unread)."""
-    spec, settings, source = start_and_kill("segmentation-scratch", tiny_settings, tmp_path / "a", 3600.0)
+    spec, settings, source = start_and_kill("segmentation-scratch", tmp_path / "a", 3600.0)
     work = tmp_path / "a" / ".partial" / spec.run_id
-    assert not (work / "backup").exists() and not (work / "best.weights.npz").exists()
+    assert not (work / "backup").exists()
     messages = []
     train_run(spec, settings, source, tmp_path / "a", messages.append)
     assert not any("resuming" in m for m in messages)
@@ -100,8 +140,9 @@ def test_checkpoints_wait_for_their_interval_and_skip_the_last_epoch(tiny_settin
 
     class SpyCheckpoint(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            saved.append(json.loads((tmp_path / "b" / ".partial" / spec.run_id / "backup" /
-                                     "training_metadata.json").read_text())["epoch"])
+            [unit] = (tmp_path / "b" / ".partial" / spec.run_id / "backup").iterdir()  # the older one is gone
+            saved.append(json.loads((unit / "state.json").read_text())["epoch"])
+            assert unit.name == f"epoch-{saved[-1]:04d}"
 
     train_run(spec, settings, source, tmp_path / "b", lambda m: None, extra_callbacks=[SpyCheckpoint()],
               checkpoint_seconds=0.0)
@@ -145,9 +186,9 @@ class WreckWeights(keras.callbacks.Callback):
         self.model.set_weights([w * 1000.0 for w in self.model.get_weights()])
 
 
-def test_a_resumed_run_still_ends_on_the_best_epoch_before_the_kill(tiny_settings, tmp_path):
-    spec, settings, source = start_and_kill("segmentation-scratch", tiny_settings, tmp_path)
-    with np.load(tmp_path / ".partial" / spec.run_id / "best.weights.npz") as stored:
+def test_a_resumed_run_still_ends_on_the_best_epoch_before_the_kill(start_and_kill, tmp_path):
+    spec, settings, source = start_and_kill("segmentation-scratch", tmp_path)
+    with np.load(tmp_path / ".partial" / spec.run_id / "backup" / "epoch-0002" / "best.weights.npz") as stored:
         best_before_kill = [stored[f"arr_{i}"] for i in range(len(stored.files))]
 
     path = train_run(spec, settings, source, tmp_path, lambda m: None, extra_callbacks=[WreckWeights()])
@@ -201,9 +242,8 @@ def test_fine_tuning_keeps_the_best_epoch_of_both_phases_and_reports_it(tiny_set
     assert metrics["val"]["label_accuracy"] == pytest.approx(history["val_label_accuracy"][best - 1], abs=1e-6)
 
 
-def test_a_killed_run_on_cached_features_resumes(tiny_settings, tmp_path):
-    tiny_settings = tiny_settings.with_overrides(pretext_examples=64, pretext_epochs=1)
-    spec, settings, source = start_and_kill("detection-pretrained", tiny_settings, tmp_path)
+def test_a_killed_run_on_cached_features_resumes(start_and_kill, tmp_path):
+    spec, settings, source = start_and_kill("detection-pretrained", tmp_path, pretext_examples=64, pretext_epochs=1)
     first = json.loads((tmp_path / ".partial" / spec.run_id / "history.json").read_text())
     assert (tmp_path / ".partial" / spec.run_id / "backup-heads").is_dir()  # the heads model's backup
 

@@ -11,7 +11,7 @@ import streamlit as st
 
 from labcore.store import inflight
 from labcore.store.experiments import Experiment, demo_command, list_experiments, store_signature, train_command
-from labcore.store.runs import Run, default_runs_dir
+from labcore.store.runs import Run, default_runs_dir, resolve_runs_dir
 from ui.display import escape
 from ui.presenter import may_train_here, train_here_button
 
@@ -22,11 +22,12 @@ SHARED_PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "oxford-
 
 def runs_root() -> Path:
     """The runs root, fixed when the server starts: `streamlit run app.py -- --runs-dir DIR`,
-    else $PETLAB_RUNS_DIR, else runs/. A visitor picks among its experiments, never a path."""
+    else $PETLAB_RUNS_DIR, else runs/; a relative one is taken from the project folder, as
+    train.py takes it. A visitor picks among its experiments, never a path."""
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--runs-dir")
     given = parser.parse_known_args(sys.argv[1:])[0].runs_dir
-    return Path(given).expanduser() if given else default_runs_dir()
+    return resolve_runs_dir(given) if given else default_runs_dir()
 
 def experiments() -> list[Experiment]:
     """The experiments under the runs root, newest first; re-read whenever a run file changes."""

@@ -51,6 +51,11 @@ def _draw_status() -> None:
     if holder and not any(t.state == "training" and t.pid == holder.get("pid") for t in plans):
         st.info(f"train.py (process {holder.get('pid', '?')}) has started in **{escape(root)}**: it loads "
                 "TensorFlow and the data, then measures its estimate…", icon=":material/hourglass_top:")
+    unchecked = inflight.lock_unsupported(root)
+    if unchecked:
+        st.caption(f"The training lock in **{escape(root)}** cannot be checked ({escape(unchecked)}): this "
+                   "filesystem has no file locks, so train.py cannot train into it, and a training shown here "
+                   "is judged by its process alone.")
     for training in plans:
         draw_training(training, root)
     log = inflight.log_tail(root)

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence
 
-from labcore.store.runs import Run, list_runs, partial_runs, read_json, write_json
+from labcore.store.runs import DEFAULT_RUNS_DIR, Run, list_runs, partial_runs, read_json, resolve_runs_dir, write_json
 from labcore.settings import FULL_SPLIT_SIZES, PROFILES, RUN_IDS, Settings, settings_from_dict
 
 EXPERIMENT_FILE = "experiment.json"
@@ -281,5 +281,6 @@ def app_command(root: Path | str | None = None) -> str:
 
 def runs_dir_words(root: Path | str | None) -> list[str]:
     """`--runs-dir ROOT` as words of a command (join them with shlex.join), left out for the
-    default root (`runs`)."""
-    return [] if root is None or str(root) == "runs" else ["--runs-dir", str(root)]
+    default root (`runs` in the project folder, however it is written)."""
+    default = root is None or resolve_runs_dir(root) == resolve_runs_dir(DEFAULT_RUNS_DIR)
+    return [] if default else ["--runs-dir", str(root)]

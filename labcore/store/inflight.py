@@ -1,9 +1,12 @@
 """A training in flight: who trains a runs root, what its plan is, how far it got.
 
 - The lock: `train.py` holds `<runs root>/.training.lock` (flock) from its first moment to its
-  exit, so one training at a time writes a root, whoever started it (the app, a terminal). The
-  kernel lets go of it when the process ends, however it ends: a dead trainer never blocks.
-  The file also says who holds it (pid, host, command, start time).
+  exit, so one training at a time writes a root, whoever started it (the app, a terminal). Its
+  lanes hold it too (`lock_fd`, `labcore.train.stopping`): the kernel lets go of it when the
+  last of them ends, however they end, so a dead trainer never blocks and a root is never free
+  while a process of its training lives. The file also says who holds it (pid, host, command,
+  start time). On a filesystem without locks (a share without flock) train.py refuses to start
+  and the pages say the lock cannot be checked (`lock_unsupported`).
 - The plan: `train_all` writes `<experiment>/.partial/plan.json` once it has its estimate
   (the runs, their lanes, each run's estimate and epochs, the start time and pid), and updates
   its lanes as runs start (`update_lanes`: each lane's started runs, then the rest).
@@ -18,6 +21,7 @@ The app starts the demo here (`start_demo`) only for a browser on this machine (
 from __future__ import annotations
 
 import atexit
+import errno
 import fcntl
 import ipaddress
 import json
@@ -42,6 +46,8 @@ LOG_FILE = "train.log"  # in the runs root: the output of trainings the app star
 DEMO_ARGS_ENV = "PETLAB_DEMO_ARGS"
 TRAIN_PY = Path(__file__).resolve().parents[2] / "train.py"
 CLAIM_TRIES = 10  # the app's look at the lock takes it for an instant: a claim tries again
+# flock's errors on a filesystem without locks (an NFS share without its lock daemon, some FUSE mounts).
+NO_LOCKS = (errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS)
 
 _held: dict[str, int] = {}  # runs root -> the lock's file descriptor, for this process's life
 _launch = threading.Lock()
@@ -49,6 +55,10 @@ _launch = threading.Lock()
 
 class TrainingUnderway(RuntimeError):
     """Another process is training this runs root; the message says which and what to do."""
+
+
+class LocksUnsupported(RuntimeError):
+    """The runs root is on a filesystem without file locks; the message says what to do."""
 
 
 # --------------------------------------------------------------------------- the lock
@@ -72,6 +82,13 @@ def claim(root: Path | str, command: Sequence[str] | None = None) -> None:
                 os.close(fd)
                 raise TrainingUnderway(underway_message(root, holder(root) or {})) from None
             time.sleep(0.1)
+        except OSError as err:
+            os.close(fd)
+            if err.errno in NO_LOCKS:
+                raise LocksUnsupported(f"{root} cannot be locked ({err.strerror}): one training at a time "
+                                       "needs file locks, which this filesystem does not give; train into a "
+                                       "--runs-dir on a local disk") from None
+            raise
     info = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.time(),
             "command": list(command if command is not None else sys.argv)}
     os.ftruncate(fd, 0)
@@ -90,23 +107,43 @@ def _tidy(root: Path) -> None:
         pass
 
 
+def lock_fd(root: Path | str) -> int | None:
+    """The file descriptor of `root`'s lock where this process holds it (for its lanes to share)."""
+    return _held.get(str(Path(root).resolve()))
+
+
 def holder(root: Path | str) -> dict | None:
-    """Who holds `root`'s training lock (what the holder wrote in it), or None when nobody does."""
-    root = Path(root)
+    """Who holds `root`'s training lock (what the holder wrote in it), or None when nobody does,
+    or nobody can: on a filesystem without locks (`lock_unsupported`)."""
+    return _look(Path(root))[0]
+
+
+def lock_unsupported(root: Path | str) -> str | None:
+    """Why `root`'s lock cannot be checked ("No locks available", a network share without
+    flock), or None where it can: there no training can take the lock, and the pages say so."""
+    return _look(Path(root))[1]
+
+
+def _look(root: Path) -> tuple[dict | None, str | None]:
+    """(the holder's info or None, why the lock cannot be checked or None)."""
     path = root / LOCK_FILE
     if not path.is_file():
-        return None
+        return None, None
     if str(root.resolve()) in _held:
-        return _lock_info(path)
+        return _lock_info(path), None
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
-        return None
+        return None, None
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return None  # nobody trains: the lock was free (and is again once closed)
+        return None, None  # nobody trains: the lock was free (and is again once closed)
     except BlockingIOError:
-        return _lock_info(path)
+        return _lock_info(path), None
+    except OSError as err:
+        if err.errno in NO_LOCKS:
+            return None, err.strerror or "file locks are not supported"
+        raise
     finally:
         os.close(fd)
 
@@ -245,7 +282,8 @@ def read_training(experiment: Path | str, now: float | None = None) -> Training 
     elif host != socket.gethostname():
         state = "elsewhere"
     else:
-        alive = holder(experiment.parent) is not None if plan.get("locked") else _pid_alive(pid)
+        held, unchecked = _look(experiment.parent)  # a lock that cannot be checked: the pid tells
+        alive = held is not None if plan.get("locked") and not unchecked else _pid_alive(pid)
         state = "training" if alive else "stopped"
     return Training(experiment, state, pid, host, started, runs,
                     max(lane_left) if state == "training" and lane_left else None)

@@ -18,10 +18,20 @@ from labcore.settings import RUN_IDS, RUNS
 DEFAULT_RUNS_DIR = "runs"
 RUNS_DIR_ENV = "PETLAB_RUNS_DIR"
 RUN_FILES = ("config.json", "history.json", "metrics.json", "model.keras")
+PROJECT_DIR = Path(__file__).resolve().parents[2]  # where app.py and train.py are
+
+
+def resolve_runs_dir(given: Path | str) -> Path:
+    """A runs root as an absolute path: `~` expanded, and a relative one taken from the project
+    folder, not from wherever the app or train.py was started, so both always mean the same
+    folder (`streamlit run ~/petlab/app.py` from `~` reads ~/petlab/runs, where the app's
+    train.py writes)."""
+    return Path(os.path.normpath(PROJECT_DIR / Path(given).expanduser()))
 
 
 def default_runs_dir() -> Path:
-    return Path(os.environ.get(RUNS_DIR_ENV, DEFAULT_RUNS_DIR))
+    """$PETLAB_RUNS_DIR, else runs/, resolved by `resolve_runs_dir`."""
+    return resolve_runs_dir(os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
 
 
 def write_json(path: Path, data: Any) -> None:

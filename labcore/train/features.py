@@ -10,14 +10,17 @@ It is the same training as on images: the examples come in the same order (the s
 shuffle of the same number of elements, applied to indices instead of images) and the heads
 see the same inputs, so the losses agree to float rounding (`tests/test_features.py`).
 
-Where they would not fit in memory, the features go to a .npy file read at random rows, not
-to a tf.data cache file: a tf.data cache read back in order would need a shuffle buffer
-holding every feature in memory to give the same order. They are kept as float32 (the
-backbone's output under mixed precision is cast), so nothing about the training changes.
+Where they would not fit in memory, the features go to a .npy file read at random rows (its
+space reserved on the disk before it is mapped: `reserved_memmap`), not to a tf.data cache
+file: a tf.data cache read back in order would need a shuffle buffer holding every feature in
+memory to give the same order. They are kept as float32 (the backbone's output under mixed
+precision is cast), so nothing about the training changes.
 """
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,8 +82,7 @@ def extract_features(backbone: keras.Model, splits: dict[str, tuple[tf.data.Data
     for name, (dataset, count) in splits.items():
         if folder is not None:
             folder.mkdir(parents=True, exist_ok=True)
-            features = np.lib.format.open_memmap(folder / f"{name}.npy", mode="w+", dtype=np.float32,
-                                                 shape=(count, *shape))
+            features = reserved_memmap(folder / f"{name}.npy", (count, *shape))
         else:
             features = np.empty((count, *shape), np.float32)
         targets: dict[str, list[np.ndarray]] = {}
@@ -99,6 +101,29 @@ def extract_features(backbone: keras.Model, splits: dict[str, tuple[tf.data.Data
             features.flush()
         out[name] = FeatureSet(features, {k: np.concatenate(v) for k, v in targets.items()})
     return out
+
+
+def reserved_memmap(path: Path, shape: tuple[int, ...]) -> np.memmap:
+    """A float32 .npy file of `shape`, memory-mapped for writing, its space taken on the disk
+    first: a memory map writes where a file claims space it does not have would end the process
+    with SIGBUS, without a word. Raises OSError (the path, the space needed, why) where the disk
+    cannot give it."""
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.float32)), "fortran_order": False,
+              "shape": tuple(shape)}
+    with open(path, "wb") as file:
+        np.lib.format.write_array_header_1_0(file, header)
+        size = file.tell() + int(np.prod(shape)) * 4
+        try:
+            if hasattr(os, "posix_fallocate"):
+                os.posix_fallocate(file.fileno(), 0, size)
+            elif shutil.disk_usage(path.parent).free < size:  # no fallocate (macOS): look first
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            else:
+                file.truncate(size)
+        except OSError as err:
+            raise OSError(err.errno, f"cannot reserve {size / 1e6:,.1f} MB on the disk for the cached "
+                                     f"features ({err.strerror})", str(path)) from None
+    return np.lib.format.open_memmap(path, mode="r+")
 
 
 def feature_dataset(data: FeatureSet, batch_size: int, shuffle_seed: int | None = None) -> tf.data.Dataset:

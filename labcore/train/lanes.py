@@ -12,11 +12,13 @@ prints them with the plan's ETA and keeps the plan's lanes (`split_lanes`: the r
 has started, then where the rest will go by the estimate) up to date in plan.json. Each lane
 runs TensorFlow with its share of the cores (`labcore.train.runtime.lane_threads`): a run trained in
 a lane has the same results, to the bit, as one trained alone with that many threads
-(`train.py --jobs 1 --threads N`).
+(`train.py --jobs 1 --threads N`). The lanes stop with their parent, however it ends
+(`labcore.train.stopping`).
 """
 from __future__ import annotations
 
 import multiprocessing
+import os
 import pickle
 import queue
 import signal
@@ -26,11 +28,13 @@ from typing import Callable
 
 from labcore.train.estimate import PlanEstimate
 from labcore.train.eta import PlanClock
-from labcore.store.inflight import update_lanes
+from labcore.store.inflight import lock_fd, update_lanes
+from labcore.train.stopping import InheritedFd, die_with_parent
 from labcore.settings import RUNS, Settings
 
 # How many lanes a profile uses when --jobs is left out (on a machine with the cores, no GPU).
 PROFILE_JOBS = {"demo": 2}
+STOP_GRACE_SECONDS = 10.0  # a stopped lane has this long to end on SIGTERM before SIGKILL
 
 
 class LaneFailed(RuntimeError):
@@ -83,62 +87,83 @@ def train_in_lanes(plan: PlanEstimate, jobs: int, settings: Settings, experiment
     `threads` TensorFlow threads each (`labcore.train.runtime`); returns when all are done. As runs
     start, the clock's lanes and plan.json follow where they went. The first lane to fail
     stops the others (their unfinished runs resume on the next start) and its error is raised
-    here as it was raised there."""
+    here as it was raised there. However this ends (done, an error, Ctrl-C, SIGTERM), every lane
+    is gone before it returns or raises; each holds the runs root's lock while it lives."""
     context = multiprocessing.get_context("spawn")
     messages, tasks = context.Queue(), context.Queue()
     for run_id in queue_order(plan):
         tasks.put(run_id)
     started: list[list[str]] = [[] for _ in range(jobs)]
     workers = []
-    # A Ctrl-C while a lane's Python starts would print that lane's traceback: the lanes start
-    # with it ignored (inherited through exec) and take it back once inside `_lane`.
-    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lock = lock_fd(experiment.parent)  # each lane holds the runs root's lock too (labcore.train.stopping)
     try:
-        for number in range(1, jobs + 1):
-            tasks.put(None)  # one "no more runs" for each lane
-            worker = context.Process(target=_lane, name=f"lane-{number}", daemon=True,
-                                     args=(tasks, settings, str(experiment), messages, threads))
-            worker.start()
-            workers.append(worker)
+        # A Ctrl-C while a lane's Python starts would print that lane's traceback: the lanes start
+        # with it ignored (inherited through exec) and take it back once inside `_lane`.
+        handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            for number in range(1, jobs + 1):
+                tasks.put(None)  # one "no more runs" for each lane
+                worker = context.Process(target=_lane, name=f"lane-{number}", daemon=True,
+                                         args=(tasks, settings, str(experiment), messages, threads,
+                                               None if lock is None else InheritedFd(lock)))
+                worker.start()
+                workers.append(worker)
+        finally:
+            signal.signal(signal.SIGINT, handler)
+        _follow(workers, messages, plan, jobs, started, experiment, clock, progress)
     finally:
-        signal.signal(signal.SIGINT, handler)
+        stop_lanes(workers)
+
+
+def _follow(workers: list, messages, plan: PlanEstimate, jobs: int, started: list[list[str]], experiment: Path,
+            clock: PlanClock, progress: Callable[[str], None]) -> None:
+    """Pass the lanes' news on until every lane is done; raise a lane's error, or LaneFailed
+    for a lane that died without a word."""
     running = set(range(len(workers)))
-    try:
-        while running:
-            try:
-                number, kind, payload = messages.get(timeout=1.0)
-            except queue.Empty:
-                for k in list(running):  # a lane that died without a word (killed, out of memory)
-                    if not workers[k].is_alive() and messages.empty():
-                        what = f"training {started[k][-1]}" if started[k] else f"of lane {k + 1}"
-                        raise LaneFailed(f"the process {what} ended with exit code {workers[k].exitcode} "
-                                         "before it finished")
-                continue
-            if kind == "line":
-                progress(payload)
-            elif kind == "start":
-                started[number].append(payload)
-                clock.start(payload, split_lanes(plan, jobs, started))
-                update_lanes(experiment, clock.lanes)
-            elif kind == "tick":
-                clock.tick(payload)
-            elif kind == "finish":
-                clock.finish(*payload)
-            elif kind == "done":
-                running.discard(number)
-            else:  # "error": the exception the lane raised
-                raise payload
-    finally:
-        for worker in workers:
-            if worker.is_alive():
-                worker.terminate()
-        for worker in workers:
-            worker.join(timeout=30)
+    while running:
+        try:
+            number, kind, payload = messages.get(timeout=1.0)
+        except queue.Empty:
+            for k in list(running):  # a lane that died without a word (killed, out of memory)
+                if not workers[k].is_alive() and messages.empty():
+                    what = f"training {started[k][-1]}" if started[k] else f"of lane {k + 1}"
+                    raise LaneFailed(f"the process {what} ended with exit code {workers[k].exitcode} "
+                                     "before it finished")
+            continue
+        if kind == "line":
+            progress(payload)
+        elif kind == "start":
+            started[number].append(payload)
+            clock.start(payload, split_lanes(plan, jobs, started))
+            update_lanes(experiment, clock.lanes)
+        elif kind == "tick":
+            clock.tick(payload)
+        elif kind == "finish":
+            clock.finish(*payload)
+        elif kind == "done":
+            running.discard(number)
+        else:  # "error": the exception the lane raised
+            raise payload
 
 
-def _lane(tasks, settings: Settings, experiment: str, messages, threads: int) -> None:
+def stop_lanes(workers: list, grace: float = STOP_GRACE_SECONDS) -> None:
+    """Stop the lanes still running (SIGTERM, then SIGKILL after `grace` seconds) and reap them
+    all: the caller returns, and its process lets go of the lock, only once they are gone."""
+    for worker in workers:
+        if worker.is_alive():
+            worker.terminate()
+    for worker in workers:
+        worker.join(timeout=grace)
+        if worker.is_alive():
+            worker.kill()
+            worker.join()
+
+
+def _lane(tasks, settings: Settings, experiment: str, messages, threads: int, lock: InheritedFd | None) -> None:
     """A lane's process: train the runs it takes from `tasks` one after another, until a None,
-    reporting through `messages`."""
+    reporting through `messages`. `lock`: its copy of the runs root's lock, open until it ends
+    (nothing closes it), so the root stays locked while the lane lives, even past its parent."""
+    die_with_parent()
     number = int(multiprocessing.current_process().name.rsplit("-", 1)[1]) - 1
 
     def say(line: str) -> None:
@@ -157,7 +182,7 @@ def _lane(tasks, settings: Settings, experiment: str, messages, threads: int) ->
 
         source = load_source(settings)
         for run_id in iter(tasks.get, None):
-            say(f"== {run_id} (lane {number + 1}) ==")
+            say(f"== {run_id} (lane {number + 1}, process {os.getpid()}) ==")
             messages.put((number, "start", run_id))
             start = time.perf_counter()
             path = train_run(RUNS[run_id], settings, source, Path(experiment), say,

@@ -2,11 +2,11 @@
 
 A run is written under `<runs>/.partial/<run id>/` and renamed to `<runs>/<run id>/` only
 when everything is in it, so a run directory is either complete or absent. A killed run
-resumes from its last checkpoint: at the end of an epoch, once a minute at most
-(`Checkpoint`, Keras' BackupAndRestore: weights, optimizer and epoch), with the best epoch's
-weights and the patience count (ResumableEarlyStopping). HistoryLog keeps the earlier epochs'
-history. (ReduceLROnPlateau's patience count starts afresh; the learning rate itself is
-restored with the optimizer.)
+resumes from its last checkpoint (`labcore.train.checkpoint`: written at the end of an epoch,
+once a minute at most, as one unit: weights, optimizer, epoch, history, and the best epoch's
+weights and patience count of ResumableEarlyStopping). HistoryLog carries on with the
+checkpoint's history. (ReduceLROnPlateau's patience count starts afresh; the learning rate
+itself is restored with the optimizer.) The stored `model.keras` leaves the optimizer out.
 
 A run with a frozen backbone fits its heads model on the backbone's outputs, computed once
 (`labcore.train.features`), instead of the whole model on images: the same training, with the same
@@ -14,7 +14,6 @@ callbacks and history keys; the whole model is what is evaluated and stored.
 """
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import time
@@ -30,6 +29,7 @@ import tensorflow as tf
 
 from labcore.model import metrics as lab_metrics
 from labcore.train import runtime
+from labcore.train.checkpoint import Checkpoint, ResumableEarlyStopping
 from labcore.store.confusion import write_confusion
 from labcore.data.pipeline import make_splits
 from labcore.train.features import FEATURES_DIR, cached_splits, uses_feature_cache
@@ -63,7 +63,6 @@ class Tick:
 
 
 Watch = Callable[[Tick], None]
-BEST_WEIGHTS = "best.weights.npz"  # ResumableEarlyStopping's copy of the best epoch's weights
 
 
 def run_clock(tick: Tick) -> str:
@@ -81,14 +80,15 @@ def print_ticks(progress: Progress) -> Watch:
 
 
 class HistoryLog(keras.callbacks.Callback):
-    """Per-epoch history (every loss and metric, lr, epoch_seconds) kept in a json file, so
-    a resumed run keeps the epochs it had already finished; it tells `watch` where the run is."""
+    """Per-epoch history (every loss and metric, lr, epoch_seconds) written to a json file after
+    each epoch (the app draws it while the run trains); a resumed run carries on from its
+    checkpoint's history. It tells `watch` where the run is."""
 
     def __init__(self, path: Path, outputs: tuple[str, ...], progress: Progress, run_id: str, epochs: int,
-                 watch: Watch, started: float | None = None):
+                 watch: Watch, checkpoint: Checkpoint, started: float | None = None):
         super().__init__()
         self.path, self.outputs, self.progress = path, outputs, progress
-        self.run_id, self.total, self.watch = run_id, epochs, watch
+        self.run_id, self.total, self.watch, self.checkpoint = run_id, epochs, watch, checkpoint
         self.started = time.perf_counter() if started is None else started
         self.history: dict[str, list[float]] = {}
         self._fit_epochs: list[float] = []  # this fit's epoch times: the run's pace comes from them
@@ -97,11 +97,13 @@ class HistoryLog(keras.callbacks.Callback):
         self._fit_epochs = []
         if self.history:  # a second fit in this process (fine-tuning) carries on
             return
-        done = getattr(self.model, "_initial_epoch", 0) or 0  # set by BackupAndRestore
-        if done and self.path.exists():
-            saved = json.loads(self.path.read_text())
-            self.history = {k: v[:done] for k, v in saved.items()}
-            self.progress(f"[{self.run_id}] resuming after epoch {done}")
+        restored = self.checkpoint.restored  # read by the checkpoint, first in the callbacks
+        if restored:
+            # The checkpoint's own history: its epochs, not the later ones a kill left in self.path.
+            self.history = {k: list(v) for k, v in restored["history"].items()}
+            self.progress(f"[{self.run_id}] resuming after epoch {restored['epoch']}")
+        else:  # a fresh start: epochs of an earlier attempt are not this run's
+            self.path.unlink(missing_ok=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self._last_note = time.perf_counter()
@@ -146,78 +148,6 @@ class HistoryLog(keras.callbacks.Callback):
             if base == "loss" and len(self.outputs) == 1:
                 out[f"{prefix}{self.outputs[0]}_loss"] = float(value)
         return out
-
-
-class Checkpoint(keras.callbacks.BackupAndRestore):
-    """BackupAndRestore that writes its checkpoint at an epoch's end only when the last one (or
-    the start) is at least `every` seconds old, and never after the fit's last epoch, whose
-    checkpoint would be deleted unread when the fit ends. `saved_epoch`: the epoch just saved."""
-
-    def __init__(self, backup_dir: str, every: float):
-        super().__init__(backup_dir)
-        self.every, self.saved_epoch = every, None
-
-    def on_train_begin(self, logs=None):
-        super().on_train_begin(logs)
-        self._last_save = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        last = epoch + 1 >= self.params.get("epochs", 0)
-        if not last and time.perf_counter() - self._last_save >= self.every:
-            super().on_epoch_end(epoch, logs)
-            self.saved_epoch, self._last_save = epoch, time.perf_counter()
-
-
-class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping whose state (best val_loss, its epoch, the patience count and the best
-    weights) is kept in the run's work folder with each checkpoint, so a resumed run still ends
-    on the best epoch seen before the kill, not only the best one after it.
-
-    A NaN val_loss is never the best (Keras' own takes a NaN first epoch as best and then
-    never improves on it). With `carry_over` set, a second fit (fine-tuning) keeps the best
-    epoch of the first: the stored model is the best of both phases, and `best_epoch` says which."""
-
-    def __init__(self, work: Path, checkpoint: Checkpoint, **kwargs):
-        super().__init__(restore_best_weights=True, **kwargs)
-        self.state_path, self.weights_path = work / "early_stopping.json", work / BEST_WEIGHTS
-        self.checkpoint, self.carry_over = checkpoint, False
-        self.best, self.best_epoch, self.best_weights = None, 0, None
-        self._stored_best_epoch = None  # the best epoch whose weights are in weights_path
-
-    def _is_improvement(self, monitor_value, reference_value):
-        return bool(np.isfinite(monitor_value)) and super()._is_improvement(monitor_value, reference_value)
-
-    @property
-    def best_epoch_number(self) -> int | None:
-        """1-based epoch whose weights the model ends with; None if no val_loss was a number."""
-        return self.best_epoch + 1 if self.best is not None else None
-
-    def on_train_begin(self, logs=None):
-        kept = (self.best, self.best_epoch, self.best_weights)
-        super().on_train_begin(logs)
-        if self.carry_over:
-            self.best, self.best_epoch, self.best_weights = kept
-            return
-        resuming = getattr(self.model, "_initial_epoch", 0)  # set by BackupAndRestore, just before
-        if not (resuming and self.state_path.exists()):
-            return
-        state = json.loads(self.state_path.read_text())
-        self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
-        if self.weights_path.exists():
-            with np.load(self.weights_path) as stored:
-                self.best_weights = [stored[f"arr_{i}"] for i in range(len(stored.files))]
-            self._stored_best_epoch = self.best_epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        super().on_epoch_end(epoch, logs)
-        # The checkpoint (first in the callbacks) was written after this very epoch: keep the
-        # state that goes with it.
-        if self.checkpoint.saved_epoch != epoch:
-            return
-        if self.best_weights is not None and self._stored_best_epoch != self.best_epoch:
-            np.savez(self.weights_path, *self.best_weights)
-            self._stored_best_epoch = self.best_epoch
-        write_json(self.state_path, {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait})
 
 
 def replica_strategy() -> tf.distribute.Strategy | None:
@@ -296,16 +226,18 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
         # Its own backup: a run resumed with the cache switched the other way starts afresh.
         fitted, train_data, val_data, backup = heads, cache.train, cache.val, "backup-heads"
 
+    checkpoint = Checkpoint(work / backup, checkpoint_seconds, progress, spec.run_id)
     history_log = HistoryLog(work / "history.json", spec.outputs, progress, spec.run_id,
                              settings.epochs + settings.fine_tune_epochs, watch or print_ticks(progress),
-                             started=started)
-    checkpoint = Checkpoint(str(work / backup), checkpoint_seconds)
-    early = ResumableEarlyStopping(work, checkpoint, **early_stopping_settings(settings))
+                             checkpoint, started=started)
+    early = ResumableEarlyStopping(checkpoint, **early_stopping_settings(settings))
+    checkpoint.keep(history_log, early)
     callbacks = [
         checkpoint,  # first: it restores the weights and the epoch the others resume from
         history_log,
         reduce_lr(settings),
         early,
+        checkpoint.writer(),  # after the epoch's history, learning rate and early stopping: one unit
         keras.callbacks.TensorBoard(str(work / "logs")),
         *(extra_callbacks or []),
     ]
@@ -360,17 +292,23 @@ def train_run(spec: RunSpec, settings: Settings, source: Source, runs_dir: Path,
     if confusions:  # runs with a breed head: per-breed results without the dataset
         write_confusion(work, confusions)
     write_json(work / "config.json", config)
-    model.save(work / "model.keras")
+    save_model(model, work / "model.keras")
     for folder in ("backup", "backup-heads", FEATURES_DIR):
         shutil.rmtree(work / folder, ignore_errors=True)
-    for leftover in ("early_stopping.json", BEST_WEIGHTS):
-        (work / leftover).unlink(missing_ok=True)
     if final.exists():
         shutil.rmtree(final)
     work.rename(final)
     if settings.mixed_precision:
         keras.mixed_precision.set_global_policy("float32")
     return final
+
+
+def save_model(model: keras.Model, path: Path) -> None:
+    """The final model without its optimizer's state, which only a training goes on from (a
+    checkpoint keeps it): about a third of the file for Adam, whose two moments per weight
+    double the weights. The app and the export load it uncompiled. Saved as a model of the same
+    layers (their weights), so the trained model itself is left as it is."""
+    keras.Model(model.input, model.output, name=model.name).save(path)
 
 
 def library_versions() -> dict[str, str]:
