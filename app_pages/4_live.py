@@ -1,23 +1,25 @@
 """Live inference: a photo (upload, camera or example) through every model at once.
 
-A class of 30 may use it at once on one laptop, so each upload costs the server little beyond
-the forward passes: the photo is decoded once into what is shown (display size) and what
-the models take (their input size); predictions and Grad-CAM maps are cached per (model file,
-photo), so a rerun that changes nothing, or the opacity slider, runs no model; overlays are
-drawn at display size and sent as JPEG; the examples and their thumbnails are made once per
-process.
+A lecture hall may use it at once on one laptop, so each upload costs the server little beyond
+the forward passes: the photo is decoded once, in one of a few decode slots, into what is shown
+(display size) and what the models take (their input size), and the upload's bytes are let go
+(`ui.uploads`); each model's queue runs the photos that arrive together as one batch
+(`labcore.show.batcher`), and a page waiting behind others says "queued: n ahead"
+(`ui.queueing`); predictions and Grad-CAM maps are cached per (model file, photo), so a rerun
+that changes nothing, or the opacity slider, runs no model; overlays are drawn at display size
+and sent as JPEG; the examples and their thumbnails are made once per process.
 """
-import hashlib
 import io
+from concurrent.futures import Future
 
 import streamlit as st
 from PIL import Image, ImageOps
 
-from ui import caches, display, experiments
+from ui import caches, display, experiments, queueing, uploads
 from labcore.show.examples import one_per_breed
 from labcore.store.experiments import Experiment, synthetic_warning
 from labcore.show.gradcam import cam_caption, gradcam_on
-from labcore.data.images import MAX_UPLOAD_MB, ImageError, Photo, prepare_photo
+from labcore.data.images import DECODES, MAX_UPLOAD_MB, ImageError, Photo, prepare_photo
 from labcore.show.inference import Prediction, Predictor
 from labcore.show.plots import overlay
 from labcore.store.runs import Run
@@ -26,7 +28,9 @@ from labcore.settings import breed_name, settings_from_dict
 SHOW_WIDTH = 420
 THUMB_SIZE = (160, 160)
 JPEG_QUALITY = 85
-CACHED_PHOTOS = 16  # shared by all sessions; each holds a display-size picture and the model inputs
+# Shared by all sessions: a lecture hall of 100, with room. Each holds a display-size picture
+# and the model inputs (about 0.5 MB), and stands in for its upload's bytes once they are let go.
+CACHED_PHOTOS = 128
 EXAMPLES = 4
 
 
@@ -59,15 +63,19 @@ def _encoded(_source, source_key: str, indices: tuple[int, ...]) -> dict[str, tu
 
 
 @st.cache_resource(show_spinner=False, max_entries=CACHED_PHOTOS)
-def prepared_photo(digest: str, _data: bytes, name: str, sizes: tuple[int, ...]) -> Photo:
-    """The photo decoded once, for every session that shows it (raises ImageError)."""
+def prepared_photo(digest: str, _data: bytes | None, name: str, sizes: tuple[int, ...]) -> Photo:
+    """The photo decoded once, for every session that shows it (raises ImageError); without
+    its bytes (let go after decoding), only the one still cached."""
+    if _data is None:
+        raise ImageError(f"{name} is no longer held by the server (it keeps the last {CACHED_PHOTOS} photos): "
+                         "upload it again.")
     return prepare_photo(_data, name, SHOW_WIDTH, sizes)
 
 
 @st.cache_resource(show_spinner=False, max_entries=CACHED_PHOTOS * 6)
-def prediction(model_key: str, digest: str, _predictor: Predictor, _photo: Photo) -> Prediction:
-    """One model's answer on one photo, computed once per (model file, photo)."""
-    return _predictor.predict(_photo.inputs[_predictor.image_size])
+def prediction(model_key: str, digest: str, _predictor: Predictor, _photo: Photo) -> "Future[Prediction]":
+    """One model's answer on one photo, asked once per (model file, photo) of the model's queue."""
+    return _predictor.submit(_photo.inputs[_predictor.image_size])
 
 
 @st.cache_data(show_spinner=False, max_entries=CACHED_PHOTOS * 6)
@@ -98,8 +106,8 @@ def model_key(run: Run) -> str:
 
 # --------------------------------------------------------------------------- what the page draws
 
-def photo_ui() -> tuple[bytes, str] | None:
-    """The picture to run, as (bytes, name): camera, upload, or a clicked example."""
+def photo_ui() -> uploads.Picked | None:
+    """The picture to run: camera, upload, or a clicked example."""
     nonce = st.session_state.setdefault("live_nonce", 0)
     left, right = st.columns([3, 2])
     upload = left.file_uploader(f"Upload a pet photo (up to {MAX_UPLOAD_MB} MB)", type=None,
@@ -107,13 +115,12 @@ def photo_ui() -> tuple[bytes, str] | None:
     photo = None
     if right.toggle("Take a photo with the camera", key="live_camera_on"):
         photo = right.camera_input("Camera", key="live_camera")
-    if photo is not None:
-        return photo.getvalue(), "the camera photo"
-    if upload is not None:
-        return upload.getvalue(), upload.name
+    picked = uploads.pick("camera", photo, "the camera photo") or uploads.pick("upload", upload, upload and upload.name)
+    if picked is not None:
+        return picked
     files, caption = example_files(experiments.current_experiment())
     chosen = examples_ui(files, caption)
-    return (files[chosen][0], chosen) if chosen in files else None
+    return uploads.Picked(chosen, uploads.digest_of(files[chosen][0]), files[chosen][0]) if chosen in files else None
 
 
 def examples_ui(files: dict[str, tuple[bytes, bytes]], caption: str) -> str | None:
@@ -166,19 +173,30 @@ def predictions_grid(runs: list[Run], photo: Photo, digest: str, opacity: float,
                 predictor = caches.predictor(run)
                 if predictor is None:
                     continue
-                pred = prediction(model_key(run), digest, predictor, photo)
+                asked = prediction(model_key(run), digest, predictor, photo)
+                try:
+                    pred = queueing.answer(asked, lambda: predictor.queue.ahead(asked))
+                except Exception as err:  # noqa: BLE001 - one line for this model; the others go on
+                    prediction.clear(model_key(run), digest, predictor, photo)  # asked again next run
+                    st.error(display.escape(f"{run.run_id} could not answer this photo ({type(err).__name__}); "
+                                            "reload the page to ask it again."))
+                    continue
                 draw_prediction(run, pred, photo, digest, opacity)
                 if show_cam and pred.top5 is not None:
                     draw_gradcam(run, predictor, photo, digest)
 
 
-def read_photo(data: bytes, name: str, digest: str, runs: list[Run]) -> Photo | None:
-    """The prepared photo, or one error line (the name shown as text) and None."""
+def read_photo(picked: uploads.Picked, runs: list[Run]) -> Photo | None:
+    """The prepared photo (its upload's bytes let go), or one error line (the name shown as
+    text) and None."""
     try:
-        return prepared_photo(digest, data, name, tuple(sorted({run.image_size for run in runs})))
+        with queueing.saying_queued(DECODES.ahead()):
+            photo = prepared_photo(picked.digest, picked.data, picked.name, tuple(sorted({run.image_size for run in runs})))
     except ImageError as err:
         st.error(display.escape(str(err)))
         return None
+    uploads.release(picked)
+    return photo
 
 
 # --------------------------------------------------------------------------- the page
@@ -191,9 +209,9 @@ if not runs:
 picked = photo_ui()
 if picked is None:
     st.stop()
-data, name = picked
-digest = hashlib.blake2b(data, digest_size=16).hexdigest()
-photo = read_photo(data, name, digest, runs)
+name, digest = picked.name, picked.digest
+photo = read_photo(picked, runs)
+del picked  # the upload's bytes: nothing on this page needs them any more
 if photo is None:
     st.stop()
 photo_header(photo, name)

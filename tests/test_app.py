@@ -427,8 +427,8 @@ def test_moving_the_opacity_slider_runs_no_model(demo_store, monkeypatch):
     at = open_page(PAGES[3], demo_store, monkeypatch)
     at.file_uploader[0].set_value(("grey.png", _png(), "image/png")).run()
     calls = []
-    original = Predictor.predict
-    monkeypatch.setattr(Predictor, "predict", lambda self, image: (calls.append(self.run_id), original(self, image))[1])
+    original = Predictor.submit  # the page's way to ask a model (its shared queue)
+    monkeypatch.setattr(Predictor, "submit", lambda self, image: (calls.append(self.run_id), original(self, image))[1])
     at.slider(key="live_opacity").set_value(0.8).run()
     assert not at.exception and sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
     assert calls == []
@@ -539,3 +539,88 @@ def test_live_takes_a_camera_photo_and_refuses_an_oversized_upload_in_one_line(d
     assert not at.exception
     assert [shown(e.value) for e in at.error] == [f"big.png is {MAX_UPLOAD_MB + 1} MB; the limit is {MAX_UPLOAD_MB} MB."]
     assert sum(" ms" in c.value for c in at.caption) == 0  # no model ran on it
+
+
+def test_an_uploads_bytes_are_let_go_once_decoded_and_the_page_still_shows_it(demo_store, monkeypatch):
+    """Once the photo is decoded, Streamlit's store holds its file empty; the session keeps its
+    name and digest, and a later run (the slider) shows the same photo and answers, asking no
+    model again. A removed file is forgotten."""
+    from streamlit.runtime.memory_uploaded_file_manager import MemoryUploadedFileManager
+
+    from labcore.show.inference import Predictor
+
+    stored = {}
+    real_add = MemoryUploadedFileManager.add_file
+    monkeypatch.setattr(MemoryUploadedFileManager, "add_file",
+                        lambda self, session, file: (stored.__setitem__(file.file_id, len(file.data)),
+                                                     real_add(self, session, file))[1])
+    at = open_page(PAGES[3], demo_store, monkeypatch)
+    at.file_uploader[0].set_value(("grey.png", _png(), "image/png")).run()
+    assert not at.exception and sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
+    [(file_id, size)] = stored.items()
+    assert size == 0  # sent with its bytes, then emptied once decoded
+    assert at.session_state["live_kept"]["upload"][:2] == (file_id, "grey.png")
+    # As a real server does on the next run: the widget names the file, the store holds it empty
+    # (AppTest would hand the bytes over again on every run).
+    monkeypatch.setattr(MemoryUploadedFileManager, "add_file",
+                        lambda self, session, file: real_add(self, session, file._replace(data=b"")))
+    asked = []
+    original = Predictor.submit
+    monkeypatch.setattr(Predictor, "submit", lambda self, image: (asked.append(self.run_id), original(self, image))[1])
+    at.slider(key="live_opacity").set_value(0.7).run()
+    assert not at.exception and any(m.value.startswith("**grey\\.png** · 64 × 48 px") for m in at.markdown)
+    assert sum(" ms" in c.value for c in at.caption) == len(RUN_IDS) and asked == []
+    at.file_uploader[0].set_value(None).run()  # removed: back to the examples
+    assert not at.exception and "upload" not in at.session_state["live_kept"]
+    assert sum(" ms" in c.value for c in at.caption) == 0
+
+
+def test_dataset_page_on_a_folder_opens_only_the_images_it_shows(two_experiments, monkeypatch):
+    from labcore.data import sources
+
+    opened = []
+    real = sources.decode_image_file
+
+    def recording(path):
+        import tensorflow as tf
+
+        seen = tf.py_function(lambda p: (opened.append(p.numpy().decode()), p)[1], [path], tf.string)
+        seen.set_shape([])
+        return real(seen)
+
+    monkeypatch.setattr(sources, "decode_image_file", recording)
+    at = open_page(PAGES[4], two_experiments, monkeypatch, experiment="photos")
+    assert at.selectbox(key="data_source").value.startswith("folder|")  # the experiment's own photos
+    at.slider(key="data_count").set_value(4).run()
+    opened.clear()  # (opening the source checks every file once; a click must not read them again)
+    at.button[0].click().run()  # Shuffle: another pick of four
+    assert not at.exception and len(at.image) == 4
+    assert len(opened) == 4 and len(set(opened)) == 4  # the four shown, each once, nothing else
+
+
+def test_a_page_run_reads_the_runs_root_once_for_the_status_and_the_experiments(demo_store, monkeypatch):
+    from labcore.store import inflight
+
+    reads = []
+    real = inflight.trainings
+    monkeypatch.setattr(inflight, "trainings", lambda root: (reads.append(root), real(root))[1])
+    from ui.experiments import forget_store_look
+
+    forget_store_look()
+    monkeypatch.setenv(RUNS_DIR_ENV, str(demo_store))
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=TIMEOUT).run()
+    assert not at.exception and len(reads) == 1  # the picker, the status and its first poll shared one look
+
+
+def test_the_lab_download_uses_the_models_the_app_has_loaded(demo_store, monkeypatch, downloads):
+    from labcore.show.inference import Predictor
+
+    at = open_page(PAGES[3], demo_store, monkeypatch)
+    at.button(key=f"live_example_{at.get('button')[0].label}").click().run()  # the six models loaded
+    loads = []
+    original = Predictor.from_run.__func__
+    monkeypatch.setattr(Predictor, "from_run", classmethod(lambda cls, run: (loads.append(run.run_id), original(cls, run))[1]))
+    at.switch_page(PAGES[0]).run()
+    page = downloads["lab.html"]().decode("utf-8")
+    assert "<section id=\"predictions\">" in page and page.count("data:image/jpeg") > 0
+    assert loads == []

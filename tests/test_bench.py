@@ -94,3 +94,42 @@ def test_benchmark_measures_the_runs_on_disk(tmp_path):
     assert [p.run_id for p in predictors] == ["detection-scratch"]
     assert predictors[0].image_size == 32 and "1 run(s) from" in origin
     assert Path(origin.split(" from ")[1]) == tmp_path / "runs"
+
+
+def test_the_bench_sets_batched_forwards_against_a_batch_of_one(tmp_path):
+    """--batching-only: only section 9, every architecture at each size and batch, CPU and wall
+    time per image, the batch that is enough, and the limits the app's queues use."""
+    from labcore.bench.batching import QUICK_BATCHES
+    from labcore.show.batcher import limits_for
+
+    figures_path = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "labcore.bench", "--quick", "--batching-only", "--batching-sizes", "32",
+                           "64", "--json", str(figures_path)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "9. Batched forwards" in done.stdout and "1. One upload" not in done.stdout
+    assert "8. The estimate" not in done.stdout
+    batching = json.loads(figures_path.read_text())["batching"]
+    assert [(r["task"], r["image_size"]) for r in batching["rows"]] == [
+        (task, size) for size in (32, 64) for task in ("detection", "segmentation", "multitask")]
+    for row in batching["rows"]:
+        assert sorted(int(b) for b in row["batches"]) == list(QUICK_BATCHES)
+        for figures in row["batches"].values():
+            assert positive(figures["cpu_ms_per_image"]) and positive(figures["wall_ms_per_image"]), row
+        one, most = row["batches"]["1"]["cpu_ms_per_image"], row["batches"][str(QUICK_BATCHES[-1])]["cpu_ms_per_image"]
+        assert f"{one / most:.2f}x" in done.stdout
+    for size in ("32", "64"):
+        chosen = batching["chosen"][size]
+        assert chosen["enough_batch"] in QUICK_BATCHES and tuple(chosen["app"]) == limits_for(int(size))
+        assert f"{size} px: enough at batch {chosen['enough_batch']}; the app batches up to {chosen['app'][0]}" in done.stdout
+
+
+def test_enough_batch_is_the_smallest_within_a_tenth_of_the_best():
+    from labcore.bench.batching import enough_batch
+
+    def row(size, cpu):
+        return {"image_size": size, "batches": {b: {"cpu_ms_per_image": ms} for b, ms in cpu.items()}}
+
+    rows = [row(64, {1: 10.0, 2: 6.0, 4: 5.0, 8: 4.8}), row(64, {1: 10.0, 2: 6.0, 4: 5.0, 8: 4.8}),
+            row(128, {1: 10.0, 2: 9.0, 4: 11.0, 8: 12.0})]
+    assert enough_batch(rows, 64) == 4  # 10.0 summed, within 10 % of the best 9.6; 2 (12.0) is not
+    assert enough_batch(rows, 128) == 2  # the best is not always the largest

@@ -171,3 +171,30 @@ def test_the_export_opens_offline_in_chromium_with_every_section(exported):
         browser.close()
     assert blocked == [] and errors == []
     assert requested and all(u.startswith(("file:", "data:")) for u in requested)
+
+
+def test_the_export_reuses_the_models_it_is_handed(demo_runs, monkeypatch):
+    """The app hands the export its loaded models: the export loads none of its own, and the
+    Grad-CAM it draws is traced on the model it was handed."""
+    from labcore.show import gradcam
+    from labcore.show.export import build_html
+    from labcore.show.inference import Predictor
+
+    runs = list_runs(demo_runs)
+    loaded = {run.run_id: Predictor.from_run(run) for run in runs}  # as the app's cache holds them
+    handed = []
+
+    def load(run):
+        handed.append(run.run_id)
+        return loaded[run.run_id]
+
+    def refuse(cls, run):
+        raise AssertionError(f"the export loaded {run.run_id} again")
+
+    monkeypatch.setattr(Predictor, "from_run", classmethod(refuse))
+    page = build_html(runs, "reused", str(demo_runs), load=load)
+    presets = {run_id for pair in PRESETS.values() for run_id in pair}
+    assert set(handed) == presets and len(handed) == len(presets)  # each preset run once
+    assert section(page, "predictions").count("<img") > 0
+    breed_heads = [r for r in presets if not r.startswith("segmentation")]
+    assert all(loaded[r] in gradcam._CACHE for r in breed_heads)  # Grad-CAM traced on the handed model

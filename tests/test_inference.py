@@ -43,3 +43,56 @@ def test_predict_arrays_takes_any_batch_size(demo_runs):
     for n in (1, 3):
         out = predictor.predict_arrays(np.zeros((n, run.image_size, run.image_size, 3), np.uint8))
         assert out["mask"].shape == (n, run.image_size, run.image_size, 37)
+
+
+def test_two_photos_submitted_together_run_as_one_batch_and_each_caller_gets_its_own(tiny_settings):
+    """The shared queue: two sessions' photos in one forward pass, each answer back to the
+    session that sent its photo, the same as that photo alone through `predict`."""
+    from labcore.model.architectures import build_backbone, build_model
+
+    model = build_model("multitask", tiny_settings, build_backbone("tiny", tiny_settings.image_size))
+    predictor = Predictor(model, "multitask-scratch", "tiny", tiny_settings.image_size)
+    rng = np.random.default_rng(1)
+    photos = [Image.fromarray(draw_pet(label, rng, size=120)[0]) for label in (2, 30)]
+    alone = [predictor.predict(photo) for photo in photos]
+    assert not np.allclose(alone[0].box, alone[1].box)  # so an answer handed to the wrong caller shows
+
+    predictor.queue.max_batch, predictor.queue.wait_s = 2, 30.0  # full at two: it runs at once
+    futures = [predictor.submit(photo) for photo in photos]
+    answers = [future.result(60) for future in futures]
+    assert [a.batch for a in answers] == [2, 2] and dict(predictor.queue.sizes) == {2: 1}
+    for answer, expected in zip(answers, alone):
+        assert [k for k, _ in answer.top5] == [k for k, _ in expected.top5]
+        np.testing.assert_allclose([p for _, p in answer.top5], [p for _, p in expected.top5], rtol=1e-4)
+        np.testing.assert_allclose(answer.box, expected.box, atol=1e-5)
+        assert (answer.mask != expected.mask).mean() < 0.01 and answer.seconds > 0
+
+
+def test_one_models_forward_never_runs_from_two_threads_at_once(tiny_settings):
+    """The Compare page and the queue's batch thread may both call a model: they take turns."""
+    import threading
+    import time
+
+    from labcore.model.architectures import build_backbone, build_model
+
+    model = build_model("segmentation", tiny_settings, build_backbone("tiny", tiny_settings.image_size))
+    predictor = Predictor(model, "segmentation-scratch", "tiny", tiny_settings.image_size)
+    inside, most = [0], [0]
+    compiled = predictor.forward
+
+    def watched(x):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.05)  # long enough for the other threads to try to come in
+        out = compiled(x)
+        inside[0] -= 1
+        return out
+
+    predictor.forward = watched
+    images = np.zeros((1, tiny_settings.image_size, tiny_settings.image_size, 3), np.uint8)
+    threads = [threading.Thread(target=predictor.predict_arrays, args=(images,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert most[0] == 1 and inside[0] == 0

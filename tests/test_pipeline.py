@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -79,3 +81,72 @@ def test_every_split_runs_without_tf_data_autotuning():
     for ds in (splits.train, splits.val, splits.test, splits.train_in_order):
         assert ds.options().autotune.enabled is False
         assert len(list(ds)) > 0
+
+
+def recording_reads(monkeypatch, module, name: str, seen: list) -> None:
+    """Wrap `module.name` (a function tf.data maps over examples) so that every example it is
+    run on is recorded: what a source really reads, not what it hands back."""
+    import tensorflow as tf
+
+    real = getattr(module, name)
+
+    def record(value):
+        seen.append(value.numpy())
+        return value
+
+    def wrapped(first):
+        if isinstance(first, dict):  # an example: record its label
+            label = tf.py_function(record, [first["label"]], first["label"].dtype)
+            label.set_shape(first["label"].shape)
+            return real({**first, "label": label})
+        path = tf.py_function(record, [first], tf.string)  # a file: record its path
+        path.set_shape([])
+        return real(path)
+
+    monkeypatch.setattr(module, name, wrapped)
+
+
+def test_raw_examples_from_a_folder_open_only_the_files_asked_for(pets_folder, monkeypatch):
+    from labcore.data import sources
+    from labcore.data.pipeline import raw_examples
+
+    seen: list = []
+    recording_reads(monkeypatch, sources, "decode_image_file", seen)
+    source = sources.folder_source(pets_folder.root)
+    examples = raw_examples(source, "trainval", [9, 2, 9, 999])  # a repeat and one out of range
+    assert sorted(Path(p.decode()).stem for p in seen) == sorted([pets_folder.names[2], pets_folder.names[9]])
+    assert [int(e["label"]) for e in examples] == [int(source.labels["trainval"][i]) for i in (9, 2, 9)]
+    every = list(source.dataset("trainval"))
+    np.testing.assert_array_equal(examples[1]["image"], every[2]["image"].numpy())
+    np.testing.assert_array_equal(examples[0]["mask"], every[9]["mask"].numpy())
+
+
+def test_raw_examples_from_tensorflow_datasets_read_only_the_slices_asked_for(tfds_pets, monkeypatch):
+    from labcore.data import sources
+    from labcore.data.pipeline import raw_examples
+
+    source = sources.tfds_source(str(tfds_pets.data_dir))
+    every = [{k: v.numpy() for k, v in ex.items()} for ex in source.dataset("test")]
+    seen: list = []
+    recording_reads(monkeypatch, sources, "_from_tfds", seen)
+    examples = raw_examples(source, "test", [5, 1])
+    assert len(seen) == 2  # two records decoded, not the split up to the sixth
+    for got, index in zip(examples, (5, 1)):
+        for key in ("image", "label", "bbox", "mask"):
+            np.testing.assert_array_equal(got[key], every[index][key])
+
+
+def test_raw_examples_of_drawn_pets_and_of_a_showcase_are_those_asked_for(tmp_path):
+    from labcore.data.pipeline import raw_examples
+    from labcore.settings import Settings
+    from labcore.store.showcase import load_showcase, write_showcase
+
+    source = synthetic_source(64, seed=3)
+    every = list(source.dataset("test"))
+    picked = raw_examples(source, "test", [7, 0], image_size=32)
+    assert picked[0]["image"].shape == (32, 32, 3)
+    assert [int(e["label"]) for e in picked] == [int(every[7]["label"]), int(every[0]["label"])]
+    write_showcase(tmp_path, source, Settings(dataset="synthetic", limit=64, seed=3), count=6)
+    stored = load_showcase(tmp_path).source()
+    assert [int(e["label"]) for e in raw_examples(stored, "test", [4, 1])] == [
+        int(stored.labels["test"][4]), int(stored.labels["test"][1])]

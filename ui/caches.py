@@ -20,6 +20,12 @@ if TYPE_CHECKING:
     from labcore.store.showcase import ShownImages
 
 
+# Models kept loaded: four experiments of six, so visitors on three or four experiments do not
+# evict each other's (each eviction reloads and re-traces a model on someone's request).
+MODELS_KEPT = 24
+FREEZE_AFTER_SECONDS = 2.0  # a burst of model loads (an experiment's six) is frozen once, after it
+
+
 def predictor(run: Run) -> "Predictor | None":
     """The run's compiled predictor, loaded once per model file; one error line if unusable."""
     from labcore.store.runs import ModelLoadError
@@ -29,10 +35,15 @@ def predictor(run: Run) -> "Predictor | None":
         return None
     try:
         with st.spinner("Loading the model…"):  # drawn only if it takes half a second
-            return _predictor(str(run.path), run.model_path.stat().st_mtime_ns, run)
+            return shared_predictor(run)
     except ModelLoadError as err:
         st.error(escape(str(err)))
         return None
+
+def shared_predictor(run: Run) -> "Predictor":
+    """The run's predictor from the app's cache (loaded there if it is not yet), for code that
+    reports errors its own way (raises ModelLoadError or OSError)."""
+    return _predictor(str(run.path), run.model_path.stat().st_mtime_ns, run)
 
 def warm_models() -> None:
     """Load and warm the chosen experiment's models in a background thread, once per set of
@@ -68,20 +79,34 @@ def _warm(runs: list[Run]) -> None:
 
 # No spinner here: the warming thread has no page to draw one on (`predictor` draws it).
 
-@st.cache_resource(show_spinner=False, max_entries=12)
+@st.cache_resource(show_spinner=False, max_entries=MODELS_KEPT)
 def _predictor(path: str, mtime: int, _run: Run) -> "Predictor":
     from labcore.show.inference import Predictor
 
     _keep_kernels_warm()
     loaded = Predictor.from_run(_run)
-    freeze_long_lived()
+    _freeze_soon()
     return loaded
+
+_freezing: list[threading.Timer] = []  # the freeze scheduled after the latest model load
+_freezing_lock = threading.Lock()
+
+def _freeze_soon() -> None:
+    """Freeze the long-lived objects FREEZE_AFTER_SECONDS after the last model load, in a thread
+    of its own: the full collection it starts with never runs on a visitor's request, and the
+    six loads of an experiment pay for one."""
+    with _freezing_lock:
+        for timer in _freezing:
+            timer.cancel()
+        _freezing[:] = [threading.Timer(FREEZE_AFTER_SECONDS, freeze_long_lived)]
+        _freezing[0].name, _freezing[0].daemon = "freeze-long-lived", True
+        _freezing[0].start()
 
 def freeze_long_lived() -> None:
     """Streamlit runs a full garbage collection after every script run; with TensorFlow and
     the models in memory it walked ~500k objects, 0.24 CPU-s per run, more than three 224 px
     forward passes. Those objects live as long as the models: moved out of the collector's
-    sight once a model is loaded, so each run's collection walks only what came after.
+    sight once models are loaded, so each run's collection walks only what came after.
     Unfrozen and collected first, so a model the cache has let go (Keras models hold reference
     cycles) is freed, not frozen forever."""
     gc.unfreeze()

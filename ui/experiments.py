@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -20,6 +21,8 @@ EXPERIMENT_KEY = "experiment"
 
 SHARED_PETS = Path(__file__).resolve().parents[2] / "shared" / "data" / "oxford-pets-3class"
 
+SHARED_SECONDS = 1.0  # one look at the store serves every session's pages and status polls this long
+
 def runs_root() -> Path:
     """The runs root, fixed when the server starts: `streamlit run app.py -- --runs-dir DIR`,
     else $PETLAB_RUNS_DIR, else runs/; a relative one is taken from the project folder, as
@@ -29,10 +32,39 @@ def runs_root() -> Path:
     given = parser.parse_known_args(sys.argv[1:])[0].runs_dir
     return resolve_runs_dir(given) if given else default_runs_dir()
 
+@dataclass(frozen=True)
+class StoreLook:
+    """What the pages and the training status read of the runs root at one moment."""
+    signature: tuple  # store_signature: changes whenever a run or an experiment is written
+    holder: dict | None  # who holds the training lock
+    plans: tuple[inflight.Training, ...]  # trainings with a plan that is not done
+    log: str  # the last lines of the log of trainings the app started, while one holds the lock
+    log_written: float  # that log's modification time (0 without one)
+
+
+def store_look() -> StoreLook:
+    """The runs root as it was at most SHARED_SECONDS ago: with a class on the pages, one read
+    of the store serves every session's page runs and status polls, instead of one each."""
+    return _store_look(str(runs_root()))
+
+
+@st.cache_resource(ttl=SHARED_SECONDS, max_entries=4, show_spinner=False)
+def _store_look(root: str) -> StoreLook:
+    holder = inflight.holder(root)
+    log_path = Path(root) / inflight.LOG_FILE
+    log = inflight.log_tail(root) if holder else ""
+    written = log_path.stat().st_mtime if log and log_path.exists() else 0.0
+    return StoreLook(store_signature(root), holder, tuple(inflight.trainings(root)), log, written)
+
+
+def forget_store_look() -> None:
+    """Read the store afresh at the next look (after this session changed it)."""
+    _store_look.clear()
+
+
 def experiments() -> list[Experiment]:
     """The experiments under the runs root, newest first; re-read whenever a run file changes."""
-    root = runs_root()
-    return _experiments(str(root), store_signature(root))
+    return _experiments(str(runs_root()), store_look().signature)
 
 @st.cache_data(show_spinner=False)
 def _experiments(root: str, signature: tuple) -> list[Experiment]:
@@ -100,7 +132,7 @@ def empty_state(offer_training: bool = False) -> None:
     `offer_training` and a browser on this machine, a button that trains the demo here."""
     root = runs_root()
     experiment = current_experiment()
-    underway = inflight.holder(root) is not None
+    underway = store_look().holder is not None
     if experiment is None:
         if underway:
             st.info(f"A training has started in **{escape(root)}**: this page fills as its runs finish.")
@@ -109,7 +141,7 @@ def empty_state(offer_training: bool = False) -> None:
         st.info(f"No runs in **{escape(root)}** yet. Train the six demo runs (synthetic pets, no network, "
                 "a few minutes on a laptop CPU)" + (" here, or in a terminal:" if here else ":"))
         if offer_training:
-            train_here_button(root)
+            train_here_button(root, started=forget_store_look)
         st.code(demo_command(root), language="bash")
         st.caption("The pages fill as the runs finish, whichever way they are trained. "
                    "`python train.py --help` lists the real-data profiles.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 import streamlit as st
 
@@ -30,18 +31,20 @@ def may_train_here() -> bool:
     """Only a browser on the serving machine may start training (SPEC); others get the command."""
     return inflight.is_loopback(client_address())
 
-def train_here_button(root: Path) -> None:
+def train_here_button(root: Path, started: Callable[[], None] = lambda: None) -> None:
+    """The button that trains the demo here; `started` is called once train.py is started."""
     if not may_train_here():
         st.caption("Training from this page is for a browser on the machine that serves the app; "
                    "on that machine, run:")
         return
     st.button("Train the demo here", type="primary", icon=":material/play_arrow:", on_click=_start_demo,
-              args=(str(root),), help="Runs train.py in the background on this machine: closing the page "
+              args=(str(root), started), help="Runs train.py in the background on this machine: closing the page "
                                       "does not stop it, and one training at a time trains a runs folder.")
     st.caption(f"Quick estimate: {PROFILE_HELP['demo']} (this machine: {os.cpu_count()} cores). Once "
                f"started, train.py measures its own estimate, shown at the top; its output goes to "
                f"{escape(root / inflight.LOG_FILE)}. Or in a terminal:")
 
-def _start_demo(root: str) -> None:
+def _start_demo(root: str, started: Callable[[], None]) -> None:
     if may_train_here():  # asked again at the click, not only when the button was drawn
         inflight.start_demo(root)
+        started()

@@ -3,15 +3,14 @@ the time left; the pages redraw as runs finish."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Sequence
 
 import streamlit as st
 
 from labcore.store import inflight
-from labcore.store.experiments import store_signature, train_command
+from labcore.store.experiments import train_command
 from labcore.store.runs import Run, in_progress_runs
 from ui.display import escape
-from ui.experiments import current_experiment, experiments, runs_root
+from ui.experiments import StoreLook, current_experiment, experiments, runs_root, store_look
 
 
 POLL_SECONDS = 3  # how often a page looks at a training under way
@@ -25,15 +24,14 @@ def training_status() -> None:
     wait, which epoch the running ones are at, the time left), or one that stopped. It looks
     again every few seconds by itself, and reruns the whole page when a run finishes or a
     training starts or ends, so the pages fill without a reload."""
-    root = runs_root()
-    holder, plans = inflight.holder(root), inflight.trainings(root)
-    st.session_state[_SHOWN] = _store_state(root, holder, plans)
-    busy = holder is not None or any(t.state == "training" for t in plans)
+    look = store_look()
+    st.session_state[_SHOWN] = _store_state(look)
+    busy = look.holder is not None or any(t.state == "training" for t in look.plans)
     (_status_busy if busy else _status_idle)()
 
-def _store_state(root: Path, holder: dict | None, plans: Sequence[inflight.Training]) -> tuple:
+def _store_state(look: StoreLook) -> tuple:
     """What the pages are drawn from: the store's files, who trains it, each plan's state."""
-    return (store_signature(root), (holder or {}).get("pid"), tuple((t.name, t.state) for t in plans))
+    return (look.signature, (look.holder or {}).get("pid"), tuple((t.name, t.state) for t in look.plans))
 
 @st.fragment(run_every=POLL_SECONDS)
 def _status_busy() -> None:
@@ -44,11 +42,11 @@ def _status_idle() -> None:
     _draw_status()
 
 def _draw_status() -> None:
-    root = runs_root()
-    holder, plans = inflight.holder(root), inflight.trainings(root)
-    if _store_state(root, holder, plans) != st.session_state.get(_SHOWN):
+    root, look = runs_root(), store_look()
+    holder = look.holder
+    if _store_state(look) != st.session_state.get(_SHOWN):
         st.rerun(scope="app")
-    if holder and not any(t.state == "training" and t.pid == holder.get("pid") for t in plans):
+    if holder and not any(t.state == "training" and t.pid == holder.get("pid") for t in look.plans):
         st.info(f"train.py (process {holder.get('pid', '?')}) has started in **{escape(root)}**: it loads "
                 "TensorFlow and the data, then measures its estimate…", icon=":material/hourglass_top:")
     unchecked = inflight.lock_unsupported(root)
@@ -56,12 +54,11 @@ def _draw_status() -> None:
         st.caption(f"The training lock in **{escape(root)}** cannot be checked ({escape(unchecked)}): this "
                    "filesystem has no file locks, so train.py cannot train into it, and a training shown here "
                    "is judged by its process alone.")
-    for training in plans:
+    for training in look.plans:
         draw_training(training, root)
-    log = inflight.log_tail(root)
-    if holder and log and (root / inflight.LOG_FILE).stat().st_mtime >= holder.get("started", 0):
+    if holder and look.log and look.log_written >= holder.get("started", 0):
         with st.expander("train.py's output (last lines)"):
-            st.code(log, language=None)
+            st.code(look.log, language=None)
 
 def draw_training(training: "inflight.Training", root: Path) -> None:
     """One plan: a progress bar and which runs are finished, training (at which epoch) and queued."""

@@ -9,14 +9,17 @@
 6. A pretrained run's epoch after the first, cached features vs images, for each backbone.
 7. With --demo: the whole `train.py --profile demo`, wall and CPU time, against its estimate.
 8. With --estimate ARGS: any `train.py ARGS`, its wall time against the estimate it printed.
+9. With --batching: each architecture's forward pass on a batch of one against batches of 2 to
+   32, per image, at 64, 128 and 224 px (what the app's shared queues are set from).
 
 Times are medians after warm-up. The runs being compared are interleaved (one of each per
 round), so a machine that gets busier half-way slows every contender alike: compare ratios
 from one run, not absolute times from different runs. Nothing here is a test: a missed
 target is printed as MISSED and the exit status stays 0.
 
-This module is the command line; the measures are in `labcore.bench.inference` (1, 2, 5) and
-`labcore.bench.training` (3, 4, 6, 7), the table in `labcore.bench.report`.
+This module is the command line; the measures are in `labcore.bench.inference` (1, 2, 5),
+`labcore.bench.training` (3, 4, 6, 7) and `labcore.bench.batching` (9), the table in
+`labcore.bench.report`.
 """
 from __future__ import annotations
 
@@ -31,6 +34,7 @@ from typing import Any
 import keras
 import tensorflow as tf
 
+from labcore.bench.batching import measure_batching
 from labcore.bench.inference import (load_predictors, make_upload, measure_all_models, measure_memory,
                                      measure_one_upload)
 from labcore.bench.options import Options, log
@@ -70,6 +74,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, str | None]:
                         "--data-dir DIR'")
     p.add_argument("--train-py-only", action="store_true",
                    help="measure only the whole train.py runs (--demo, --estimate): sections 7 and 8")
+    p.add_argument("--batching", action="store_true",
+                   help="also measure section 9: batch of one against batched forwards of each architecture "
+                        "(minutes)")
+    p.add_argument("--batching-only", action="store_true", help="measure only section 9")
+    p.add_argument("--batching-sizes", type=int, nargs="+", metavar="PX",
+                   help="the input sizes section 9 measures (default 64 128 224; 32 64 with --quick)")
     p.add_argument("--quick", action="store_true",
                    help="a check that everything runs, in about a minute: tiny backbone, 64 px, few repeats; "
                         "its figures say nothing about the real models")
@@ -91,17 +101,24 @@ def parse_args(argv: list[str] | None = None) -> tuple[Options, str | None]:
         demo=args.demo,
         estimate_args=[shlex.split(a) for a in args.estimate],
         train_py_only=args.train_py_only,
+        batching=args.batching or args.batching_only,
+        batching_only=args.batching_only,
+        batching_sizes=tuple(args.batching_sizes or ((32, 64) if quick else (64, 128, 224))),
     )
-    if options.image_size < 32 or options.image_size % 32:
-        p.error("--image-size must be a multiple of 32, at least 32 (the backbones downsample 32x)")
+    for size in (options.image_size, *options.batching_sizes):
+        if size < 32 or size % 32:
+            p.error("--image-size and --batching-sizes must be multiples of 32, at least 32 "
+                    "(the backbones downsample 32x)")
     return options, args.json
 
 
 def run_benchmark(options: Options) -> dict[str, Any]:
     """Every measure, as one dict of figures (what `--json` writes)."""
     figures: dict[str, Any] = {"machine": machine(), "options": {**vars(options), "runs_dir": str(options.runs_dir)}}
-    if not options.train_py_only:
+    if not (options.train_py_only or options.batching_only):
         figures.update(measure_parts(options))
+    if options.batching:
+        figures["batching"] = measure_batching(options)
     if options.demo:
         figures["demo"] = []
         for jobs in (1, 2):

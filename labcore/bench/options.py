@@ -27,6 +27,9 @@ class Options:
     demo: bool = False
     estimate_args: list[list[str]] = field(default_factory=list)  # train.py runs timed against their estimate
     train_py_only: bool = False  # only the train.py runs (sections 7 and 8)
+    batching: bool = False  # section 9: batch of one against batched forwards
+    batching_only: bool = False  # only section 9
+    batching_sizes: tuple[int, ...] = (64, 128, 224)
 
     @property
     def settings(self) -> Settings:

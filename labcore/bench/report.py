@@ -8,6 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
+from labcore.bench.batching import GOOD_ENOUGH
 from labcore.bench.inference import UPLOAD_SIZE
 from labcore.bench.options import BATCH
 from labcore.train.training import library_versions
@@ -77,7 +78,9 @@ def render(figures: dict[str, Any]) -> str:
                    "its figures say nothing about the real models")
     if "inference" in figures:
         out += render_parts(figures)
-    out += render_train_py(figures)
+    if not o.get("batching_only"):
+        out += render_train_py(figures)
+    out += render_batching(figures)
     if "targets" in figures:
         out += ["", "Targets"]
         for t in figures["targets"]:
@@ -183,4 +186,32 @@ def render_train_py(figures: dict[str, Any]) -> list[str]:
         out += train_py_lines(run)
     if not figures.get("estimates"):
         out.append("  not measured: --estimate ARGS runs train.py ARGS")
+    return out
+
+
+def render_batching(figures: dict[str, Any]) -> list[str]:
+    """Section 9's lines: per architecture and size, CPU ms per image at each batch size and its
+    gain over a batch of one, then the batch that is enough and what the app uses."""
+    b9 = figures.get("batching")
+    out = ["", "9. Batched forwards: CPU ms per image (wall ms per image) at each batch size, the gain over a "
+               "batch of one, and the peak memory of the largest batch"]
+    if not b9:
+        return out + ["  not measured: --batching measures it (minutes)"]
+    batches = sorted(b9["rows"][0]["batches"])
+    rows = [("arch", "backbone", "px", *(f"batch {b}" for b in batches), f"gain at {batches[-1]}", "peak MB")]
+    for r in b9["rows"]:
+        one = r["batches"][1]["cpu_ms_per_image"]
+        cells = [f"{r['batches'][b]['cpu_ms_per_image']:.1f} ({r['batches'][b]['wall_ms_per_image']:.1f})"
+                 for b in batches]
+        peak = r["batches"][batches[-1]]["peak_mb"]
+        rows.append((r["task"], r["backbone"], str(r["image_size"]), *cells,
+                     f"{one / r['batches'][batches[-1]]['cpu_ms_per_image']:.2f}x",
+                     "-" if peak is None else f"{peak:.0f}"))
+    out += table(rows)
+    out.append(f"  medians of {b9['repeats']} interleaved rounds; 'enough' = the smallest batch within "
+               f"{GOOD_ENOUGH:.0%} of the best CPU per image, summed over the architectures")
+    for size, choice in b9["chosen"].items():
+        limit, wait = choice["app"]
+        out.append(f"  {size} px: enough at batch {choice['enough_batch']}; the app batches up to {limit}, "
+                   f"waiting {wait * 1000:.0f} ms for companions (labcore.show.batcher.LIMITS)")
     return out

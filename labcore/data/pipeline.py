@@ -165,15 +165,20 @@ def make_splits(source: Source, settings: Settings, task: str, backbone: str) ->
 
 
 def raw_examples(source: Source, split: str, indices: list[int], image_size: int | None = None) -> list[dict]:
-    """A few unbatched examples as numpy dicts (for the app's browsers), optionally resized."""
-    wanted = set(int(i) for i in indices)
+    """A few unbatched examples as numpy dicts (for the app's browsers), optionally resized, in
+    the order asked (positions out of range left out). Only those are read where the source can
+    pick them (every source here, and the showcase); else the split is read from its start."""
+    size = len(source.labels[split])
+    wanted = sorted({int(i) for i in indices if 0 <= int(i) < size})
+    if split in source.pick:
+        found = zip(wanted, source.pick[split](wanted) if wanted else [])
+    else:
+        keep = set(wanted)
+        found = ((int(i), ex) for i, ex in source.dataset(split).take(len(wanted) and wanted[-1] + 1).enumerate()
+                 if int(i) in keep)
     out = {}
-    for i, ex in source.dataset(split).enumerate():
-        i = int(i)
-        if i in wanted:
-            if image_size:
-                ex = resize_example(ex, image_size)
-            out[i] = {k: v.numpy() for k, v in ex.items()}
-            if len(out) == len(wanted):
-                break
-    return [out[i] for i in indices if i in out]
+    for i, ex in found:
+        if image_size:
+            ex = resize_example(ex, image_size)
+        out[i] = {k: v.numpy() for k, v in ex.items()}
+    return [out[int(i)] for i in indices if int(i) in out]

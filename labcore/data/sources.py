@@ -44,6 +44,9 @@ class Source:
     labels: dict[str, np.ndarray]
     # split -> callable making the dataset of unbatched examples
     make: dict[str, Callable[[], tf.data.Dataset]] = field(repr=False)
+    # split -> callable making a dataset of only the examples at the given positions (sorted,
+    # distinct, in range), in that order, reading nothing else: what the app's browsers show
+    pick: dict[str, Callable[[list[int]], tf.data.Dataset]] = field(default_factory=dict, repr=False)
 
     def dataset(self, split: str) -> tf.data.Dataset:
         return self.make[split]()
@@ -147,6 +150,8 @@ def synthetic_source(trainval_count: int = 384, seed: int = 0) -> Source:
         description=f"synthetic drawn pets (seed {seed}, {counts['trainval']} trainval, {counts['test']} test)",
         labels={s: np.arange(counts[s], dtype=np.int32) % NUM_CLASSES for s in SPLITS},
         make={s: (lambda s=s: tf.data.Dataset.from_tensor_slices(arrays(s))) for s in SPLITS},
+        pick={s: (lambda indices, s=s: tf.data.Dataset.from_tensor_slices(
+            {k: v[indices] for k, v in arrays(s).items()})) for s in SPLITS},
     )
 
 
@@ -170,8 +175,8 @@ def folder_source(data_dir: str | os.PathLike) -> Source:
         if not records[split][0]:
             raise DataUnavailable(f"{root}: no readable examples in the {split} split.")
 
-    def make(split: str) -> tf.data.Dataset:
-        rows = records[split][0]
+    def make(split: str, indices: list[int] | None = None) -> tf.data.Dataset:
+        rows = records[split][0] if indices is None else [records[split][0][i] for i in indices]
         columns = {
             "image_path": [r[0] for r in rows],
             "trimap_path": [r[1] for r in rows],
@@ -187,6 +192,7 @@ def folder_source(data_dir: str | os.PathLike) -> Source:
         description=f"Oxford-IIIT Pet folder {root}",
         labels={s: np.array([r[2] for r in records[s][0]], np.int32) for s in SPLITS},
         make={s: (lambda s=s: make(s)) for s in SPLITS},
+        pick={s: (lambda indices, s=s: make(s, indices)) for s in SPLITS},
     )
 
 
@@ -288,12 +294,15 @@ def tfds_source(data_dir: str | None = None) -> Source:
         label_ds = builder.as_dataset(split=TFDS_SPLITS[split], decoders=skip, shuffle_files=False)
         labels[split] = np.fromiter(label_ds.map(lambda ex: ex["label"]).as_numpy_iterator(), dtype=np.int32)
 
-    def make(split: str) -> tf.data.Dataset:
-        return builder.as_dataset(split=TFDS_SPLITS[split], shuffle_files=False).map(
-            _from_tfds, num_parallel_calls=tf.data.AUTOTUNE)
+    def make(split: str, indices: list[int] | None = None) -> tf.data.Dataset:
+        # A slice per example ("train[5:6]+train[9:10]"): tensorflow-datasets reads those records only.
+        name = TFDS_SPLITS[split]
+        wanted = name if indices is None else "+".join(f"{name}[{i}:{i + 1}]" for i in indices)
+        return builder.as_dataset(split=wanted, shuffle_files=False).map(_from_tfds, num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(name=TFDS_NAME, description=f"tensorflow-datasets {TFDS_NAME} ({builder.data_dir})",
-                  labels=labels, make={s: (lambda s=s: make(s)) for s in SPLITS})
+                  labels=labels, make={s: (lambda s=s: make(s)) for s in SPLITS},
+                  pick={s: (lambda indices, s=s: make(s, indices)) for s in SPLITS})
 
 
 def tfds_prepared(data_dir: str | None = None) -> bool:

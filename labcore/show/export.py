@@ -16,7 +16,7 @@ import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import plotly.graph_objects as go
 from PIL import Image
@@ -55,11 +55,13 @@ figcaption { font-size: .8em; max-width: 240px; }
 
 
 class Page:
-    """Collects the HTML; the first figure carries plotly.js, the others reuse it."""
+    """Collects the HTML; the first figure carries plotly.js, the others reuse it. `load`, where
+    given, is how the predictions section gets a run's model (the app: its loaded ones)."""
 
-    def __init__(self) -> None:
+    def __init__(self, load: "Callable[[Run], object] | None" = None) -> None:
         self.parts: list[str] = []
         self.plotly_inlined = False
+        self.load = load
 
     def add(self, markup: str) -> None:
         self.parts.append(markup)
@@ -160,6 +162,7 @@ def curves_section(page: Page, runs: Sequence[Run], store: str) -> None:
 
 def predictions_section(page: Page, runs: Sequence[Run], store: str) -> None:
     from labcore.show.gallery import GalleryUnavailable, preset_examples
+    from labcore.show.inference import Predictor
 
     page.add(f'<p class="note">The first {EXAMPLES} test images each preset\'s first run was scored on. Green: '
              "truth (mask outline, head box); red: prediction. Grad-CAM: where the breed head looked "
@@ -168,7 +171,7 @@ def predictions_section(page: Page, runs: Sequence[Run], store: str) -> None:
     for name, pair in presets_of(runs).items():
         page.add(f"<h3>{esc(name)}</h3>")
         try:
-            shown, caption = preset_examples(pair, EXAMPLES, PICTURE_WIDTH, cache)
+            shown, caption = preset_examples(pair, EXAMPLES, PICTURE_WIDTH, cache, page.load or Predictor.from_run)
         except GalleryUnavailable as err:
             page.add(f'<p class="note">{esc(err)}</p>')
             continue
@@ -255,9 +258,10 @@ SECTIONS = {
 }
 
 
-def build_html(runs: Sequence[Run], title: str, store: str) -> str:
-    """The whole export as one HTML string: one <section> per entry of SECTIONS."""
-    page = Page()
+def build_html(runs: Sequence[Run], title: str, store: str, load: "Callable[[Run], object] | None" = None) -> str:
+    """The whole export as one HTML string: one <section> per entry of SECTIONS. `load` gives a
+    run's predictor (default: loaded from its folder for this export only)."""
+    page = Page(load)
     for key, (heading, draw) in SECTIONS.items():
         page.add(f'<section id="{key}"><h2>{esc(heading)}</h2>')
         draw(page, runs, store)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -29,11 +29,13 @@ class Picture:
     caption: str
 
 
-def preset_examples(pair: Sequence[Run], count: int, width: int, cache: dict) -> tuple[list[list[Picture]], str]:
+def preset_examples(pair: Sequence[Run], count: int, width: int, cache: dict,
+                    load: Callable[[Run], Predictor] = Predictor.from_run) -> tuple[list[list[Picture]], str]:
     """For each run of the pair, the first `count` test images the first run was scored on (its
     experiment's data where this machine has it, else the showcase stored with it): the
     prediction overlay and, for a breed head, its Grad-CAM; and where the images come from.
-    `cache` keeps models and data between calls (one export makes many)."""
+    `cache` keeps models and data between calls (one export makes many); `load` gives a run's
+    predictor (the app passes its own loaded ones, Grad-CAM traced with them included)."""
     settings = settings_from_config(pair[0].config)
     key = ("data", str(pair[0].path.parent), source_key(settings))
     if key not in cache:
@@ -47,8 +49,8 @@ def preset_examples(pair: Sequence[Run], count: int, width: int, cache: dict) ->
     for run in pair:
         if run.run_id not in cache:
             try:
-                cache[run.run_id] = Predictor.from_run(run)
-            except ModelLoadError as err:
+                cache[run.run_id] = load(run)
+            except (ModelLoadError, OSError) as err:
                 raise GalleryUnavailable(str(err)) from err
         shown.append(run_pictures(cache[run.run_id], examples, width))
     return shown, caption

@@ -158,15 +158,15 @@ class Showcase:
 
         from labcore.data.sources import Source
 
-        def make() -> tf.data.Dataset:
+        def make(positions: list[int] | None = None) -> tf.data.Dataset:
             spec = {"image": tf.TensorSpec([None, None, 3], tf.uint8), "label": tf.TensorSpec([], tf.int32),
                     "mask": tf.TensorSpec([None, None, 1], tf.uint8), "bbox": tf.TensorSpec([4], tf.float32),
                     "has_box": tf.TensorSpec([], tf.float32)}
-            return tf.data.Dataset.from_generator(
-                lambda: (self.example(k) for k in range(len(self.items))), output_signature=spec)
+            chosen = range(len(self.items)) if positions is None else positions
+            return tf.data.Dataset.from_generator(lambda: (self.example(k) for k in chosen), output_signature=spec)
 
         return Source(name="showcase", description=stored_caption(len(self.items)),
-                      labels={"test": self.labels}, make={"test": make})
+                      labels={"test": self.labels}, make={"test": make}, pick={"test": make})
 
 
 def load_showcase(experiment: Path | str) -> Showcase | None:
