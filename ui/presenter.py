@@ -32,6 +32,13 @@ def is_presenter() -> bool:
     may start a training, reset the class board or choose when the board is revealed (SPEC)."""
     return inflight.is_loopback(client_address())
 
+def camera_works_here() -> bool:
+    """Whether this browser lets the page use its camera (a secure context: https, or a page
+    opened at a loopback address), from the address in its location bar, else its peer."""
+    from labcore.show.join import secure_context
+
+    return secure_context(st.context.url, client_address())
+
 def may_train_here() -> bool:
     """Only a browser on the serving machine may start training (SPEC); others get the command."""
     return is_presenter()
