@@ -99,7 +99,7 @@ def test_live_puts_each_photo_on_the_board_once_with_its_breed_and_no_photo_with
     upload_and_name(at, photo_bytes(2), "not sure", opt_in=True)
     tally = the_board(demo_store).board.tally()
     assert (tally.pets, tally.labelled, len(tally.thumbnails)) == (2, 1, 1)
-    assert "On the class board: 2 pets so far." in texts(at)
+    assert "On the class board: 2 pets so far. Your pet is on it (breed: not sure)." in texts(at)
 
 
 def test_a_visitor_gets_no_controls_and_a_click_from_one_is_refused(demo_store, monkeypatch):

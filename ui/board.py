@@ -92,8 +92,10 @@ def ask_breed_and_record(experiment: Experiment, digest: str, predictions: Mappi
     top5 = {run_id: [k for k, _ in pred.top5] for run_id, pred in predictions.items()
             if getattr(pred, "top5", None)}
     record(experiment, digest, top5, breed, picture if opted_in else None)
-    st.caption(f"On the class board: {tally(experiment).pets} pets so far." + (
-        "" if opted_in else " Your photo is not shown there, only the models' guesses and the breed you name."))
+    pets = tally(experiment).pets
+    said = f"Your pet is on it (breed: {answer_text(breed)}). " if breed is not None else ""
+    st.caption(f"On the class board: {pets} pet{'s' if pets != 1 else ''} so far. {said}" + (
+        "" if opted_in else "Your photo is not shown there, only the models' guesses and the breed you name."))
 
 
 # --------------------------------------------------------------------------- drawing the board
