@@ -166,13 +166,13 @@ def expected_rows(top5: dict[str, list[tuple[int, ...]]], labels: Sequence[int])
 @dataclass
 class Phone:
     answered_s: float  # file chosen -> every answer drawn
-    named_s: float  # breed chosen -> the page's run done (the board has it)
+    named_s: float  # breed clicked in the list -> the page says the board has it
     answers: int
     exceptions: int
     camera_toggle: bool  # the page offered the in-page camera
 
 
-async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float) -> Phone:
+async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float, focus: asyncio.Lock) -> Phone:
     """One student: open the Live page, upload the photo, name its breed."""
     from labcore.settings import breed_name
 
@@ -185,13 +185,15 @@ async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float)
         await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
         camera = await page.get_by_text("Take a photo with the camera").count() > 0
         upload = await load.upload(page, photo.path, answers)
-        start = time.perf_counter()
-        question = page.get_by_test_id("stSelectbox").filter(has_text=QUESTION)
-        await question.click()
-        # Typing narrows the list to the breed, as a student would; fill() types into the box itself, so
-        # the phones need not take turns at the one keyboard focus of a shared headless browser.
-        await question.locator("input").fill(breed_name(photo.label))
-        await page.get_by_role("option", name=breed_name(photo.label), exact=True).click()
+        # The phones share one headless browser, where a page that takes the focus closes another's open
+        # list (a blur): they name their breeds one at a time. Real phones do not share a focus.
+        async with focus:
+            await page.bring_to_front()
+            question = page.get_by_test_id("stSelectbox").filter(has_text=QUESTION)
+            await question.click()
+            await question.locator("input").fill(breed_name(photo.label))  # narrows the list, as typing does
+            start = time.perf_counter()
+            await page.get_by_role("option", name=breed_name(photo.label), exact=True).click()
         await page.get_by_text(f"Your pet is on it (breed: {breed_name(photo.label)}).").wait_for()
         return Phone(upload.seconds, time.perf_counter() - start, upload.answers, upload.exceptions, camera)
     finally:
@@ -274,7 +276,9 @@ async def run_class(server: load.Server, live: str, phone_base: str, experiment:
         try:
             camera = await warm_up(browser, server.url, experiment, answers, timeout_s)
             cpu0, _ = load._stats(server)
-            phones = await asyncio.gather(*(phone(browser, live, photo, answers, timeout_s) for photo in photos))
+            focus = asyncio.Lock()
+            phones = await asyncio.gather(*(phone(browser, live, photo, answers, timeout_s, focus)
+                                            for photo in photos))
             cpu1, _ = load._stats(server)
             board = await read_board(browser, server.url, experiment, len(photos), timeout_s)
             visitor = await read_board(browser, phone_base, experiment, len(photos), timeout_s)
