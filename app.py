@@ -4,7 +4,7 @@ Not `pages/`: Streamlit runs an app that has a `pages/` folder in its old multip
 where a link to a page runs that file alone, past this script's navigation and sidebar."""
 import streamlit as st
 
-from ui import caches, experiments, status
+from ui import caches, experiments, join, status
 
 st.set_page_config(page_title="Pet transfer-learning lab", page_icon=":material/pets:", layout="wide")
 navigation = st.navigation([
@@ -15,8 +15,9 @@ navigation = st.navigation([
     st.Page("app_pages/5_dataset.py", url_path="dataset", title="Dataset", icon=":material/photo_library:"),
     st.Page("app_pages/6_breeds.py", url_path="breeds", title="Per-breed results", icon=":material/pets:"),
     st.Page("app_pages/7_efficiency.py", url_path="efficiency", title="Data efficiency", icon=":material/trending_up:"),
+    st.Page("app_pages/8_present.py", url_path="present", title="Present", icon=":material/slideshow:"),
 ])
-experiments.experiment_picker()
+join.join_sidebar(experiments.experiment_picker())
 status.training_status()
 navigation.run()
 caches.warm_models()  # after the page: see its docstring

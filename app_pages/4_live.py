@@ -15,7 +15,7 @@ from concurrent.futures import Future
 import streamlit as st
 from PIL import Image, ImageOps
 
-from ui import caches, display, experiments, queueing, uploads
+from ui import board, caches, display, experiments, presenter, queueing, uploads
 from labcore.show.examples import one_per_breed
 from labcore.store.experiments import Experiment, synthetic_warning
 from labcore.show.gradcam import cam_caption, gradcam_on
@@ -110,17 +110,26 @@ def photo_ui() -> uploads.Picked | None:
     """The picture to run: camera, upload, or a clicked example."""
     nonce = st.session_state.setdefault("live_nonce", 0)
     left, right = st.columns([3, 2])
-    upload = left.file_uploader(f"Upload a pet photo (up to {MAX_UPLOAD_MB} MB)", type=None,
-                                max_upload_size=MAX_UPLOAD_MB, key=f"live_upload_{nonce}")
-    photo = None
-    if right.toggle("Take a photo with the camera", key="live_camera_on"):
-        photo = right.camera_input("Camera", key="live_camera")
+    upload = left.file_uploader(f"Take a photo or choose one (up to {MAX_UPLOAD_MB} MB)", type=None,
+                                max_upload_size=MAX_UPLOAD_MB, key=f"live_upload_{nonce}",
+                                help="On a phone this opens its camera or its photos.")
+    photo = camera_ui(right)
     picked = uploads.pick("camera", photo, "the camera photo") or uploads.pick("upload", upload, upload and upload.name)
     if picked is not None:
         return picked
     files, caption = example_files(experiments.current_experiment())
     chosen = examples_ui(files, caption)
     return uploads.Picked(chosen, uploads.digest_of(files[chosen][0]), files[chosen][0]) if chosen in files else None
+
+
+def camera_ui(column):
+    """The in-page camera, offered only where the browser lets a page use one (https or this
+    machine: a phone on plain http gets none, and takes its photo through the uploader)."""
+    if not presenter.camera_works_here():
+        return None
+    if column.toggle("Take a photo with the camera", key="live_camera_on"):
+        return column.camera_input("Camera", key="live_camera")
+    return None
 
 
 def examples_ui(files: dict[str, tuple[bytes, bytes]], caption: str) -> str | None:
@@ -165,8 +174,11 @@ def draw_gradcam(run: Run, predictor: Predictor, photo: Photo, digest: str) -> N
         st.image(got[0], output_format="JPEG", caption=cam_caption(run.run_id, *got[1:]))
 
 
-def predictions_grid(runs: list[Run], photo: Photo, digest: str, opacity: float, show_cam: bool) -> None:
-    """Every model's answer, three to a row; under each breed head, its Grad-CAM when asked."""
+def predictions_grid(runs: list[Run], photo: Photo, digest: str, opacity: float,
+                     show_cam: bool) -> dict[str, Prediction]:
+    """Every model's answer, three to a row; under each breed head, its Grad-CAM when asked.
+    Returns the answers by run id."""
+    answers = {}
     for row_start in range(0, len(runs), 3):
         for column, run in zip(st.columns(3), runs[row_start:row_start + 3]):
             with column:
@@ -181,9 +193,11 @@ def predictions_grid(runs: list[Run], photo: Photo, digest: str, opacity: float,
                     st.error(display.escape(f"{run.run_id} could not answer this photo ({type(err).__name__}); "
                                             "reload the page to ask it again."))
                     continue
+                answers[run.run_id] = pred
                 draw_prediction(run, pred, photo, digest, opacity)
                 if show_cam and pred.top5 is not None:
                     draw_gradcam(run, predictor, photo, digest)
+    return answers
 
 
 def read_photo(picked: uploads.Picked, runs: list[Run]) -> Photo | None:
@@ -209,7 +223,7 @@ if not runs:
 picked = photo_ui()
 if picked is None:
     st.stop()
-name, digest = picked.name, picked.digest
+name, digest, own_photo = picked.name, picked.digest, picked.source is not None
 photo = read_photo(picked, runs)
 del picked  # the upload's bytes: nothing on this page needs them any more
 if photo is None:
@@ -223,4 +237,6 @@ breed_heads = [r for r in runs if r.task != "segmentation"]
 show_cam = bool(breed_heads) and st.toggle("Grad-CAM heat maps", key="live_gradcam",
                                            help="Where each breed head looked for its top breed (red = most)")
 st.caption("Red: predicted head box and mask. Every model sees the whole photo squeezed to its square input.")
-predictions_grid(runs, photo, digest, opacity, show_cam)
+answers = predictions_grid(runs, photo, digest, opacity, show_cam)
+if own_photo and answers:  # the class's own pets go on the board, not the test split's examples
+    board.ask_breed_and_record(experiments.current_experiment(), digest, answers, photo.shown)

@@ -1,4 +1,5 @@
-"""The presenter: the browser on the serving machine, the only one that may start a training."""
+"""The presenter: the browser on the serving machine, the only one that may start a training and
+reset or reveal the class board."""
 from __future__ import annotations
 
 import os
@@ -27,9 +28,21 @@ def client_address() -> str | None:
     context = getattr(client, "client_context", None)
     return getattr(context, "remote_ip", None)
 
+def is_presenter() -> bool:
+    """Whether this browser is the presenter's: on the serving machine (a loopback peer). Only it
+    may start a training, reset the class board or choose when the board is revealed (SPEC)."""
+    return inflight.is_loopback(client_address())
+
+def camera_works_here() -> bool:
+    """Whether this browser lets the page use its camera (a secure context: https, or a page
+    opened at a loopback address), from the address in its location bar, else its peer."""
+    from labcore.show.join import secure_context
+
+    return secure_context(st.context.url, client_address())
+
 def may_train_here() -> bool:
     """Only a browser on the serving machine may start training (SPEC); others get the command."""
-    return inflight.is_loopback(client_address())
+    return is_presenter()
 
 def train_here_button(root: Path, started: Callable[[], None] = lambda: None) -> None:
     """The button that trains the demo here; `started` is called once train.py is started."""

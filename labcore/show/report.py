@@ -94,6 +94,11 @@ class Answer:
     question: str
     lines: list[str]  # markdown, one point each
     missing: list[str] = field(default_factory=list)  # run ids the full answer still needs
+    headline: list[str] = field(default_factory=list)  # the lines that answer it, for a slide (else all)
+
+    @property
+    def short(self) -> list[str]:
+        return self.headline or self.lines
 
 
 def answers(runs: Sequence[Run]) -> list[Answer]:
@@ -119,8 +124,9 @@ def pretrained_vs_scratch(runs: Sequence[Run], task: str) -> Answer:
     else:
         pre, scr = present
         lines += [compare_metric(m, pre, scr) for m in KEY_METRICS[task]]
+    headline = list(lines)
     lines += [f"**{r.run_id}**: " + "; ".join(fit_signs(r)) for r in present]
-    return Answer(question, lines, missing)
+    return Answer(question, lines, missing, headline)
 
 
 def multitask_worth_it(runs: Sequence[Run]) -> Answer:
@@ -129,7 +135,7 @@ def multitask_worth_it(runs: Sequence[Run]) -> Answer:
     question = "Is one multi-task model as good as the single-task ones, and worth it?"
     needed = [f"{t}-{i}" for i in ("pretrained", "scratch") for t in TASKS]
     missing = [i for i in needed if i not in by_id]
-    lines = []
+    lines, verdicts = [], []
     for init in ("pretrained", "scratch"):
         multi = by_id.get(f"multitask-{init}")
         singles = [by_id[f"{t}-{init}"] for t in ("detection", "segmentation") if f"{t}-{init}" in by_id]
@@ -152,12 +158,13 @@ def multitask_worth_it(runs: Sequence[Run]) -> Answer:
         lines += compared
         cost = _cost_sentence(multi, singles)
         if behind:
-            lines.append(f"**{init}: not as good** — the multi-task model trails on {', '.join(behind)}. "
-                         f"{cost} Worth it only where one model to ship matters more than those points.")
+            verdicts.append(f"**{init}: not as good** — the multi-task model trails on {', '.join(behind)}. "
+                            f"{cost} Worth it only where one model to ship matters more than those points.")
         else:
             better = f", better on {', '.join(ahead)}" if ahead else ""
-            lines.append(f"**{init}: as good** — nowhere more than {MULTITASK_TOLERANCE} behind the single-task "
-                         f"run{'s' if len(singles) > 1 else ''}{better}. {cost}")
+            verdicts.append(f"**{init}: as good** — nowhere more than {MULTITASK_TOLERANCE} behind the single-task "
+                            f"run{'s' if len(singles) > 1 else ''}{better}. {cost}")
+        lines.append(verdicts[-1])
         if len(singles) < 2:
             lines.append(f"(Only {singles[0].run_id} to compare with, so this covers "
                          f"{'labels and boxes' if singles[0].task == 'detection' else 'masks'} only.)")
@@ -166,7 +173,7 @@ def multitask_worth_it(runs: Sequence[Run]) -> Answer:
                      f"(pretrained or scratch). {train_hint(runs, missing)}")
     elif missing:
         lines.append(f"Not in the store: {', '.join(missing)}. {train_hint(runs, missing)}")
-    return Answer(question, lines, missing)
+    return Answer(question, lines, missing, verdicts)
 
 
 def _cost_sentence(multi: Run, singles: Sequence[Run]) -> str:
