@@ -28,7 +28,7 @@ import re
 import shutil
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Protocol
 
 import keras
 import numpy as np
@@ -37,6 +37,12 @@ VARIABLES = "variables.npz"  # the model's, then the optimizer's variables, in t
 STATE = "state.json"  # epoch, history, early stopping
 BEST_WEIGHTS = "best.weights.npz"  # the early stopping's best epoch's weights
 UNIT = re.compile(r"epoch-(\d{4,})")
+
+
+class HasHistory(Protocol):
+    """What keeps the run's history (labcore.train.training.HistoryLog)."""
+
+    history: dict[str, list[float]]
 
 
 def fsync_path(path: Path) -> None:
@@ -52,20 +58,19 @@ class Checkpoint(keras.callbacks.Callback):
     """Restores the model, its optimizer and the epoch from the newest complete checkpoint in
     `folder` when the fit begins (it must come first in the callbacks), and keeps the rest
     (`restored`: history, early stopping) for the callbacks that carry on from it. Its
-    `writer()`, placed after them, writes the next checkpoint. `saved_epoch`: the last epoch
-    saved (0-based). `clock` is what `every` is measured with."""
+    `writer()`, placed after them, writes the next checkpoint. `clock` is what `every` is
+    measured with."""
 
     clock = staticmethod(time.perf_counter)
 
     def __init__(self, folder: Path, every: float, progress: Callable[[str], None], run_id: str):
         super().__init__()
         self.folder, self.every, self.progress, self.run_id = Path(folder), every, progress, run_id
-        self.saved_epoch: int | None = None
         self.restored: dict | None = None
         self.history_log = self.early = None  # what the checkpoint keeps besides weights (`keep`)
         self._best_saved: tuple[Path, int] | None = None  # the newest best-weights file and its epoch
 
-    def keep(self, history_log, early: "ResumableEarlyStopping") -> None:
+    def keep(self, history_log: HasHistory, early: "ResumableEarlyStopping") -> None:
         """The callbacks whose state goes into each checkpoint: the history (`.history`) and
         the early stopping."""
         self.history_log, self.early = history_log, early
@@ -128,7 +133,7 @@ class Checkpoint(keras.callbacks.Callback):
         if last or now - self._last_save < self.every:
             return
         self.save(epoch)
-        self.saved_epoch, self._last_save = epoch, now
+        self._last_save = now
 
     def save(self, epoch: int) -> Path:
         """Write the state after `epoch` (0-based) as one unit; returns its folder. Where the
