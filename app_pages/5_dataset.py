@@ -18,13 +18,13 @@ PER_ROW = 4
 SHOWCASE = "showcase"  # the choice: the chosen experiment's stored test images
 
 
-def known_sources(experiments: list[Experiment]) -> dict[str, Settings]:
+def known_sources(found_experiments: list[Experiment]) -> dict[str, Settings]:
     """The data a visitor may browse, by name: each experiment's own where this machine has
     it, the synthetic source, the shared real slice where this machine has it, and
     tensorflow-datasets' copy. No typed paths: a folder appears here once an experiment has
     been trained on it."""
     found: dict[str, Settings] = {}
-    for experiment in experiments:
+    for experiment in found_experiments:
         if experiment.settings:
             settings = settings_from_dict(experiment.settings)
             if data_on_this_machine(settings):
@@ -46,10 +46,10 @@ def describe(settings: Settings) -> str:
     return "Oxford-IIIT Pet photos (tensorflow-datasets)"
 
 
-def source_ui(experiments: list[Experiment]) -> Settings | None:
+def source_ui(found_experiments: list[Experiment]) -> Settings | None:
     """The source the visitor picked (None: the showcase). The chosen
     experiment's own data comes first, or its stored test images where its data is not here."""
-    sources = known_sources(experiments)
+    sources = known_sources(found_experiments)
     current = experiments.current_experiment()
     keys = list(sources)
     labels = {k: describe(v) for k, v in sources.items()}
