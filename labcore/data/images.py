@@ -10,6 +10,12 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 MAX_UPLOAD_MB = 20  # keep in step with .streamlit/config.toml server.maxUploadSize
 MAX_PIXELS = 50_000_000  # beyond this a "photo" is a decompression bomb, not a pet
+# The formats an upload may be, decoded by Pillow's own code: never EPS, PS or PDF, which Pillow
+# hands to Ghostscript, a program a visitor's file would start. The Live page's uploader offers
+# the same list (UPLOAD_EXTENSIONS); the decoder checks the content, whatever the name says.
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # JPEG takes MPO too (a camera's JPEG with extra views)
+UPLOAD_EXTENSIONS = ("jpg", "jpeg", "jfif", "png", "webp", "gif", "bmp")
+FORMAT_NAMES = "JPEG, PNG, WebP, GIF or BMP"
 
 
 class ImageError(ValueError):
@@ -34,7 +40,7 @@ def load_image(data: bytes, name: str = "the file") -> LoadedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(f"{name} is {image.width} x {image.height} pixels; "
                                  f"the limit is {MAX_PIXELS // 1_000_000} megapixels.")
@@ -47,7 +53,7 @@ def load_image(data: bytes, name: str = "the file") -> LoadedImage:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} has too many pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels.")
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is not an image this app can read (JPEG, PNG, GIF, WebP, BMP, TIFF).")
+        raise ImageError(f"{name} is not an image this app can read ({FORMAT_NAMES}).")
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageError(f"{name} is damaged or cut short: it could not be decoded.")
 
