@@ -20,7 +20,8 @@ from labcore.store.experiments import app_command, check_name
 from labcore.store.inflight import LocksUnsupported, TrainingUnderway, claim
 from labcore.store.runs import resolve_runs_dir
 from labcore.train.stopping import Stopped, stop_on_signals
-from labcore.settings import INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings
+from labcore.settings import IMAGE_SIZES, INITS, PROFILE_HELP, PROFILES, RUN_IDS, Settings, SettingsError, \
+    settings_from_dict
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -39,7 +40,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data-dir", help="with --dataset folder: the folder holding images/ and annotations/; "
                                       "with oxford_iiit_pet: tensorflow-datasets' data folder")
     p.add_argument("--epochs", type=int, help="maximum epochs (EarlyStopping may end sooner)")
-    p.add_argument("--image-size", type=int, help="square input size in pixels, a multiple of 32")
+    p.add_argument("--image-size", type=int, help="square input size in pixels, a multiple of 32 up to 1024")
     p.add_argument("--limit", type=int, help="use at most this many trainval (and test) images, stratified")
     p.add_argument("--sweep-limit", nargs="+", type=int, metavar="N",
                    help="a sweep over training-set sizes: train one experiment per N, as --limit N, named "
@@ -75,8 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="swap every backbone for a five-layer conv net: for smoke tests and CI only, "
                         "its results say nothing about the report's models")
     args = p.parse_args(argv)
-    if args.image_size is not None and (args.image_size < 32 or args.image_size % 32):
-        p.error("--image-size must be a multiple of 32, at least 32 (the backbones downsample 32x)")
+    if args.image_size is not None and args.image_size not in IMAGE_SIZES:
+        p.error(f"--image-size must be a multiple of 32 from 32 to {IMAGE_SIZES[-1]} (the backbones downsample 32x)")
     for flag in ("epochs", "limit", "fine_tune_epochs", "jobs", "threads"):
         value = getattr(args, flag)
         if value is not None and value < (0 if flag == "fine_tune_epochs" else 1):
@@ -91,6 +92,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     problem = check_name(sweep_name(args.name, max(args.sweep_limit)) if args.sweep_limit else args.name)
     if problem:
         p.error(problem)
+    try:  # the ranges the app checks a stored experiment against: what is trained here opens there
+        settings_from_dict(settings_from_args(args).to_dict())
+    except SettingsError as err:
+        p.error(str(err))
     return args
 
 

@@ -19,7 +19,7 @@ from ui import board, caches, display, experiments, presenter, queueing, uploads
 from labcore.show.examples import one_per_breed
 from labcore.store.experiments import Experiment, synthetic_warning
 from labcore.show.gradcam import cam_caption, gradcam_on
-from labcore.data.images import DECODES, MAX_UPLOAD_MB, ImageError, Photo, prepare_photo
+from labcore.data.images import DECODES, MAX_UPLOAD_MB, UPLOAD_EXTENSIONS, ImageError, Photo, prepare_photo
 from labcore.show.inference import Prediction, Predictor
 from labcore.show.plots import overlay
 from labcore.store.runs import Run
@@ -110,7 +110,7 @@ def photo_ui() -> uploads.Picked | None:
     """The picture to run: camera, upload, or a clicked example."""
     nonce = st.session_state.setdefault("live_nonce", 0)
     left, right = st.columns([3, 2])
-    upload = left.file_uploader(f"Take a photo or choose one (up to {MAX_UPLOAD_MB} MB)", type=None,
+    upload = left.file_uploader(f"Take a photo or choose one (up to {MAX_UPLOAD_MB} MB)", type=list(UPLOAD_EXTENSIONS),
                                 max_upload_size=MAX_UPLOAD_MB, key=f"live_upload_{nonce}",
                                 help="On a phone this opens its camera or its photos.")
     photo = camera_ui(right)

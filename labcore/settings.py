@@ -5,8 +5,9 @@ the profiles and the report's published numbers from here.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Callable
 
 TASKS = ("detection", "segmentation", "multitask")
 INITS = ("pretrained", "scratch")
@@ -117,17 +118,100 @@ class Settings:
         return out
 
 
+class SettingsError(ValueError):
+    """Stored settings that cannot be used (a value of the wrong type or out of range); the
+    message names the setting and why, in one line."""
+
+
+# What a stored setting may hold. A copied experiment folder can hold anything: a value out of
+# these ranges is refused, not used (`image_size: 40000` made the app's warm-up allocate 20 GB).
+IMAGE_SIZES = range(32, 1025, 32)  # the backbones downsample 32x
+DATASETS = ("oxford_iiit_pet", "folder", "synthetic")
+WEIGHTS = ("imagenet", "synthetic-pretext")
+_WHOLE: dict[str, range | tuple[int, ...]] = {
+    "image_size": IMAGE_SIZES, "epochs": range(1, 1001), "batch_size": range(1, 1025),
+    "limit": range(1, 10_000_001), "seed": range(2**32), "lr_patience": range(1001),
+    "early_stopping_patience": range(1001), "branch_units": range(1, 4097), "mask_classes": (2, 37),
+    "fine_tune_epochs": range(1001), "pretext_epochs": range(1001), "pretext_examples": range(1, 1_000_001),
+}
+_FRACTION: dict[str, tuple[str, Callable[[float], bool]]] = {
+    "val_fraction": ("between 0 and 1", lambda v: 0 < v < 1),
+    "learning_rate": ("above 0, at most 1", lambda v: 0 < v <= 1),
+    "lr_factor": ("between 0 and 1", lambda v: 0 < v < 1),
+    "min_lr": ("from 0 to 1", lambda v: 0 <= v <= 1),
+    "bn_momentum": ("from 0, below 1", lambda v: 0 <= v < 1),
+}
+_LAYERS = {"dense_units": range(1, 5), "decoder_filters": (4,)}  # how many; each 1 to 4096 units
+_CHOICES = {"dataset": DATASETS, "weights": WEIGHTS}
+_TEXT = ("data_dir", "weights_dir", "profile")
+_OPTIONAL = ("limit", "data_dir", "weights_dir")
+_EXTRA_BACKBONES = ("tiny",)  # extra["backbone"]: the tests' stand-in backbones
+
+
 def settings_from_dict(stored: dict[str, Any] | None) -> Settings:
     """Settings from a stored dict (config.json "settings", experiment.json): unknown keys are
-    ignored, missing ones take the defaults (a run stored before a setting existed)."""
+    ignored, missing ones take the defaults (a run stored before a setting existed). Raises
+    SettingsError where `stored` is not a dict or a value has the wrong type or is out of range."""
+    if stored is None:
+        return Settings()
+    if not isinstance(stored, dict):
+        raise SettingsError(f"the settings are a {type(stored).__name__}, not a dict")
     known = {f.name for f in fields(Settings)}
-    values = {k: v for k, v in (stored or {}).items() if k in known}
-    for key in ("dense_units", "decoder_filters"):
-        if isinstance(values.get(key), list):
+    values = {k: v for k, v in stored.items() if k in known}
+    for key, value in values.items():
+        problem = None if value is None and key in _OPTIONAL else _problem(key, value)
+        if problem:
+            raise SettingsError(f"{key} {_short(value)}: {problem}")
+    for key in _LAYERS:
+        if key in values:
             values[key] = tuple(values[key])
-    if not isinstance(values.get("extra", {}), dict):
-        values.pop("extra")
+    if "extra" in values:
+        values["extra"] = dict(values["extra"])
     return Settings(**values)
+
+
+def _problem(key: str, value: Any) -> str | None:
+    """Why `value` cannot be setting `key`, or None where it can."""
+    if key in _WHOLE:
+        allowed = _WHOLE[key]
+        return None if _whole(value) and value in allowed else f"must be {_describe(allowed)}"
+    if key in _FRACTION:
+        words, ok = _FRACTION[key]
+        number = _whole(value) or (isinstance(value, float) and math.isfinite(value))
+        return None if number and ok(value) else f"must be a number {words}"
+    if key in _LAYERS:
+        units = isinstance(value, (list, tuple)) and all(_whole(v) and 1 <= v <= 4096 for v in value)
+        count = _LAYERS[key]
+        how_many = f"{count.start} to {count[-1]}" if isinstance(count, range) else " or ".join(map(str, count))
+        return None if units and len(value) in count else f"must be a list of {how_many} layer widths from 1 to 4096"
+    if key in _CHOICES:
+        return None if value in _CHOICES[key] else f"must be one of {', '.join(_CHOICES[key])}"
+    if key in _TEXT:
+        return None if isinstance(value, str) and value.isprintable() else "must be a line of text"
+    if key == "extra":
+        if not isinstance(value, dict):
+            return "must be a dict"
+        backbone = value.get("backbone", _EXTRA_BACKBONES[0])
+        return None if backbone in _EXTRA_BACKBONES else f"backbone must be one of {', '.join(_EXTRA_BACKBONES)}"
+    return None if isinstance(value, bool) else "must be true or false"  # the rest are switches
+
+
+def _whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _describe(allowed: range | tuple[int, ...]) -> str:
+    if isinstance(allowed, tuple):
+        return f"one of {', '.join(map(str, allowed))}"
+    if allowed.step > 1:
+        return f"a multiple of {allowed.step} from {allowed.start} to {allowed[-1]}"
+    return f"a whole number from {allowed.start} to {allowed[-1]}"
+
+
+def _short(value: Any) -> str:
+    """A stored value as the message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 PROFILES: dict[str, Settings] = {

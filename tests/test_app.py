@@ -214,7 +214,7 @@ def test_live_answers_a_broken_upload_in_one_line(demo_store, monkeypatch):
     at.file_uploader[0].set_value(("cat.jpg", b"not a picture at all", "image/jpeg")).run()
     assert not at.exception
     assert [_rendered(e.value) for e in at.error] == [
-        "<p>cat.jpg is not an image this app can read (JPEG, PNG, GIF, WebP, BMP, TIFF).</p>\n"]
+        "<p>cat.jpg is not an image this app can read (JPEG, PNG, WebP, GIF or BMP).</p>\n"]
 
 
 def test_live_with_a_damaged_model_gives_one_line_and_runs_the_others(demo_runs_copy, monkeypatch):

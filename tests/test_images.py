@@ -190,3 +190,32 @@ def test_at_most_k_decodes_run_at_once_and_the_next_waits_its_turn(monkeypatch):
         thread.join(30)
     assert inside == ["a", "b", "c"] and sorted(results) == ["a", "b", "c"]
     assert gate.running() == 0 and gate.ahead() == 0
+
+
+def test_an_eps_file_gets_one_line_and_starts_no_program(monkeypatch):
+    """Pillow decodes EPS (and PS, PDF) by running Ghostscript, where it is installed (most
+    desktop Linux): an upload must never start a program on the server."""
+    import subprocess
+
+    from PIL import EpsImagePlugin
+
+    from labcore.data.images import UPLOAD_FORMATS
+
+    started = []
+
+    def no_program(*args, **kwargs):
+        started.append(args[0] if args else kwargs.get("args"))
+        raise OSError("a program was started")
+
+    monkeypatch.setattr(subprocess, "Popen", no_program)
+    monkeypatch.setattr(EpsImagePlugin, "gs_binary", "gs")  # as where Ghostscript is installed
+    with pytest.raises(ImageError) as err:
+        load_image(encode(picture(), "EPS"), "cat.eps")
+    assert str(err.value) == "cat.eps is not an image this app can read (JPEG, PNG, WebP, GIF or BMP)."
+    assert started == []
+    assert not {"EPS", "PS", "PDF"} & set(UPLOAD_FORMATS)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF", "BMP"])
+def test_every_accepted_format_loads(fmt):
+    assert load_image(encode(picture(), fmt)).image.size == (40, 20)

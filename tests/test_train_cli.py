@@ -98,6 +98,8 @@ def test_new_settings_go_to_their_own_experiment_and_never_reuse_a_run(demo_stor
 
 @pytest.mark.parametrize("args, message", [
     (["--image-size", "100"], "multiple of 32"),
+    (["--image-size", "2048"], "--image-size must be a multiple of 32 from 32 to 1024"),
+    (["--epochs", "5000"], "epochs 5000: must be a whole number from 1 to 1000"),  # the app would refuse it
     (["--dataset", "folder"], "--data-dir"),
     (["--epochs", "0"], "--epochs must be positive"),
     (["--only", "detection-quantum"], "invalid choice"),

@@ -29,6 +29,12 @@ MAX_PIXELS = 50_000_000
 DECODE_SLOTS = 2
 REDUCIBLE = ("L", "LA", "La", "RGB", "RGBA", "RGBa", "CMYK", "I", "F")  # the modes Image.reduce takes
 STRIP_PIXELS = 4_000_000  # a strip shrunk at a time (16 MB of RGBA)
+# The formats an upload may be, decoded by Pillow's own code: never EPS, PS or PDF, which Pillow
+# hands to Ghostscript, a program a visitor's file would start. The Live page's uploader offers
+# the same list (UPLOAD_EXTENSIONS); the decoder checks the content, whatever the name says.
+UPLOAD_FORMATS = ("JPEG", "PNG", "WEBP", "GIF", "BMP")  # JPEG takes MPO too (a camera's JPEG with extra views)
+UPLOAD_EXTENSIONS = ("jpg", "jpeg", "jfif", "png", "webp", "gif", "bmp")
+FORMAT_NAMES = "JPEG, PNG, WebP, GIF or BMP"
 
 
 class ImageError(ValueError):
@@ -100,7 +106,7 @@ def load_image(data: bytes, name: str = "the file", at_least: int | None = None)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=UPLOAD_FORMATS)
             if image.width * image.height > MAX_PIXELS:
                 raise ImageError(f"{name} is {image.width} x {image.height} pixels; "
                                  f"the limit is {MAX_PIXELS // 1_000_000} megapixels.")
@@ -117,7 +123,7 @@ def load_image(data: bytes, name: str = "the file", at_least: int | None = None)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise ImageError(f"{name} has too many pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels.")
     except UnidentifiedImageError:
-        raise ImageError(f"{name} is not an image this app can read (JPEG, PNG, GIF, WebP, BMP, TIFF).")
+        raise ImageError(f"{name} is not an image this app can read ({FORMAT_NAMES}).")
     except (OSError, SyntaxError, ValueError, EOFError):
         raise ImageError(f"{name} is damaged or cut short: it could not be decoded.")
 
