@@ -91,10 +91,20 @@ def process_stats(pid: int) -> tuple[float, float]:
     return cpu, rss / 1024
 
 
+PORTS_ENV = "PETLAB_LOAD_PORTS"  # e.g. "8630-8649": where a shared machine allows servers
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A free port on 127.0.0.1: any, or the first free one of $PETLAB_LOAD_PORTS (FIRST-LAST)."""
+    first, _, last = os.environ.get(PORTS_ENV, "0-0").partition("-")
+    for port in range(int(first), int(last or first) + 1):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return s.getsockname()[1]
+    raise RuntimeError(f"no free port in {PORTS_ENV}={os.environ[PORTS_ENV]}")
 
 
 def wait_healthy(url: str, timeout: float) -> bool:
@@ -110,15 +120,17 @@ def wait_healthy(url: str, timeout: float) -> bool:
 
 
 @contextlib.contextmanager
-def serve(runs_dir: Path, env: dict[str, str] | None = None, timeout: float = 120) -> Iterator[Server]:
-    """`streamlit run app.py` on 127.0.0.1 and a free port, on this run store, until the block ends."""
+def serve(runs_dir: Path, env: dict[str, str] | None = None, timeout: float = 120,
+          app_root: Path = ROOT) -> Iterator[Server]:
+    """`streamlit run app.py` on 127.0.0.1 and a free port, on this run store, until the block
+    ends; the app of `app_root` (another checkout, for figures of older code)."""
     port = free_port()
     environment = {**os.environ, "PETLAB_RUNS_DIR": str(runs_dir), **(env or {})}
     log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
+        cwd=app_root, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
         if not wait_healthy(url, timeout):
