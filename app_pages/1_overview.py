@@ -2,8 +2,9 @@
 import pandas as pd
 import streamlit as st
 
-from ui import display, experiments
+from ui import board, caches, display, experiments
 from labcore.store.experiments import not_comparable
+from labcore.show.board import plural
 from labcore.show.report import Answer, answers, overview_rows, report_rows
 from labcore.store.runs import Run
 from labcore.settings import RUN_IDS
@@ -58,14 +59,21 @@ for n, answer in enumerate(answers(runs), 1):
 
 
 @st.cache_data(show_spinner=False, max_entries=2)
-def lab_html(store: str, stamp: tuple, _runs: list[Run]) -> bytes:
+def lab_html(store: str, stamp: tuple, board_version: int | None, _runs: list[Run], _board) -> bytes:
+    """The export, with the models the app has loaded (and loads into its cache what it has not)."""
     from labcore.show.export import build_html
 
-    return build_html(_runs, f"Transfer learning on Oxford-IIIT Pet: {store}", store).encode("utf-8")
+    return build_html(_runs, f"Transfer learning on Oxford-IIIT Pet: {store}", store,
+                      load=caches.shared_predictor, board=_board).encode("utf-8")
 
 
 stamp = tuple((r.run_id, r.config.get("finished")) for r in runs)
+tally = board.tally(experiment)
+with_board = tally.pets > 0 and st.checkbox(f"Include the class board ({plural(tally.pets, 'pet')}, no photos)",
+                                            key="export_board")
+shown = tally if with_board else None
 st.download_button("Download the lab as one HTML file", icon=":material/download:", file_name="lab.html",
-                   mime="text/html", on_click="ignore", data=lambda: lab_html(experiment.name, stamp, runs),
+                   mime="text/html", on_click="ignore",
+                   data=lambda: lab_html(experiment.name, stamp, shown.version if shown else None, runs, shown),
                    help="Runs, curves, predictions with Grad-CAM, per-breed results and the three answers; "
-                        "opens offline. Made when clicked: loading every model takes a moment.")
+                        "opens offline. Made when clicked, with the models this app has loaded.")

@@ -20,7 +20,7 @@ from labcore.settings import RUN_IDS
 ROOT = Path(__file__).resolve().parents[1]
 
 PAGES = ["app_pages/1_overview.py", "app_pages/2_histories.py", "app_pages/3_compare.py",
-         "app_pages/4_live.py", "app_pages/5_dataset.py", "app_pages/6_breeds.py"]
+         "app_pages/4_live.py", "app_pages/5_dataset.py", "app_pages/6_breeds.py", "app_pages/8_present.py"]
 TIMEOUT = 180  # loading six models on a slow 2-core CPU
 
 

@@ -29,7 +29,8 @@ from labcore.settings import BREEDS, RUN_IDS, breed_name
 from labcore.data.sources import draw_pet
 
 PAGES = {"": "Transfer learning on Oxford-IIIT Pet", "histories": "Training histories", "compare": "Compare predictions",
-         "live": "Live inference", "dataset": "Dataset", "breeds": "Per-breed results"}
+         "live": "Live inference", "dataset": "Dataset", "breeds": "Per-breed results",
+         "present": "Transfer learning on Oxford-IIIT Pet"}
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 WAIT_MS = 180_000  # loading six models, or tracing Grad-CAM, on a busy 2-core CPU

@@ -198,3 +198,19 @@ def test_the_export_reuses_the_models_it_is_handed(demo_runs, monkeypatch):
     assert section(page, "predictions").count("<img") > 0
     breed_heads = [r for r in presets if not r.startswith("segmentation")]
     assert all(loaded[r] in gradcam._CACHE for r in breed_heads)  # Grad-CAM traced on the handed model
+
+
+def test_the_class_board_is_in_the_export_only_when_asked_and_without_photos(exported):
+    from labcore.show.board import Board
+    from labcore.show.export import Page, board_section
+
+    assert '<section id="board">' not in exported.read_text()
+    board = Board()
+    board.record("s1", "p1", {"detection-pretrained": (4, 1, 2, 3, 5)}, breed=4, thumbnail=b"\xff\xd8 a photo")
+    board.record("s2", "p2", {"detection-pretrained": (1, 2, 3, 5, 6)}, breed=4)
+    page = Page()
+    board_section(page, board.tally())
+    text = "".join(page.parts)
+    assert "2 pets uploaded by the class; 2 with the breed their owner named" in text
+    assert "<td>detection</td><td>0.50 (1 of 2)</td><td>0.50 (1 of 2)</td><td>—</td><td>—</td>" in text
+    assert "<img" not in text and "data:image" not in text

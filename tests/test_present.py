@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from labcore.show.board import breed_choices
 from labcore.store.runs import RUNS_DIR_ENV
-from test_app import PAGES, ROOT, TIMEOUT, texts
+from test_app import PAGES, ROOT, TIMEOUT, downloads, texts  # noqa: F401 (a fixture)
 from ui import board as board_ui
 
 PRESENT = "app_pages/8_present.py"
@@ -141,3 +141,36 @@ def test_the_camera_toggle_is_offered_only_where_the_camera_can_work(demo_store,
     monkeypatch.setattr(presenter, "client_address", lambda: "127.0.0.1")
     at.run()
     assert [t for t in at.toggle if t.key == "live_camera_on"]
+
+
+def test_the_overview_offers_the_board_in_the_export_once_there_are_pets(demo_store, monkeypatch, downloads):
+    at = open_at(PAGES[0], demo_store, monkeypatch)
+    assert not at.checkbox  # an empty board: nothing to include
+    the_board(demo_store).board.record("s1", "p1", {"detection-pretrained": (4, 1, 2, 3, 5)}, breed=4)
+    at.run()
+    at.checkbox(key="export_board").check().run()
+    assert at.checkbox(key="export_board").label == "Include the class board (1 pet, no photos)"
+    page = downloads["lab.html"]().decode("utf-8")
+    assert '<section id="board"><h2>The class board</h2>' in page and "1 pet uploaded by the class" in page
+
+
+def test_the_join_slide_shows_the_code_or_with_loopback_only_serving_how_to_serve_the_class(demo_store, monkeypatch):
+    from streamlit import config
+
+    from labcore.show.join import SERVE_COMMAND
+    from ui import join
+
+    monkeypatch.setattr(join, "network_address", lambda: "192.0.2.7")
+    at = open_at(PRESENT, demo_store, monkeypatch, slide="8")
+    assert titles(at) == ["Your turn: your pet against the six models"]
+    assert [image.captions for image in at.image] == [["Scan me"]]
+    port = config.get_option("server.port")
+    assert f"http://192.0.2.7:{port}/live?experiment=demo" in texts(at)
+    previous = config.get_option("server.address")
+    config.set_option("server.address", "127.0.0.1")
+    try:
+        at.run()
+    finally:
+        config.set_option("server.address", previous)
+    assert not at.image
+    assert len(at.warning) == 1 and SERVE_COMMAND in at.warning[0].value and "\n" not in at.warning[0].value

@@ -12,7 +12,7 @@ from typing import Mapping, Sequence
 import pandas as pd
 import streamlit as st
 
-from labcore.show.board import (DRAWN_PETS_NOTE, MODES, Board, Tally, answer_text, breed_choices, mosaic,
+from labcore.show.board import (DRAWN_PETS_NOTE, MODES, Board, Tally, answer_text, breed_choices, mosaic, plural,
                                 tally_csv, thumbnail)
 from labcore.store.experiments import Experiment
 from ui.presenter import is_presenter
@@ -94,7 +94,7 @@ def ask_breed_and_record(experiment: Experiment, digest: str, predictions: Mappi
     record(experiment, digest, top5, breed, picture if opted_in else None)
     pets = tally(experiment).pets
     said = f"Your pet is on it (breed: {answer_text(breed)}). " if breed is not None else ""
-    st.caption(f"On the class board: {pets} pet{'s' if pets != 1 else ''} so far. {said}" + (
+    st.caption(f"On the class board: {plural(pets, 'pet')} so far. {said}" + (
         "" if opted_in else "Your photo is not shown there, only the models' guesses and the breed you name."))
 
 
@@ -112,7 +112,7 @@ def _board_body(experiment: Experiment) -> None:
         st.error(refusal)
     if is_presenter():
         presenter_controls(experiment, got)
-    st.markdown(f"## {got.pets} pet{'s' if got.pets != 1 else ''} on the board")
+    st.markdown(f"## {plural(got.pets, 'pet')} on the board")
     if experiment.settings and not experiment.provenance().real:
         st.warning(DRAWN_PETS_NOTE, icon=":material/warning:")
     if not got.shown:

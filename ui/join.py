@@ -41,7 +41,7 @@ def draw_join(experiment: Experiment | None) -> None:
     phone can reach this server, the one line that says how to serve the class instead."""
     join = join_here(experiment)
     if join.url is None:
-        st.warning(escape(join.problem), icon=":material/wifi_off:")
+        st.warning(join.problem, icon=":material/wifi_off:")  # our sentence, with the command as code
         return
     code, steps = st.columns([2, 3], vertical_alignment="center")
     code.image(qr_code(join.url, 12), width=380, caption="Scan me")

@@ -25,8 +25,8 @@ def client_address() -> str | None:
     if ctx is None or not exists():
         return None
     client = get_instance().get_client(ctx.session_id)
-    context = getattr(client, "client_context", None)
-    return getattr(context, "remote_ip", None)
+    address = getattr(getattr(client, "client_context", None), "remote_ip", None)
+    return address if isinstance(address, str) else None  # AppTest's mocked runtime gives a stand-in
 
 def is_presenter() -> bool:
     """Whether this browser is the presenter's: on the serving machine (a loopback peer). Only it

@@ -101,6 +101,11 @@ class Tally:
         return rows
 
 
+def plural(count: int, noun: str) -> str:
+    """'1 pet', '2 pets'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def share(hits: int, total: int) -> str:
     """'0.40 (4 of 10)': the fraction and the counts it rests on."""
     return f"{hits / total:.2f} ({hits} of {total})" if total else "— (no labelled pets)"

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import plotly.graph_objects as go
 from PIL import Image
 
+from labcore.show.board import Tally, plural
 from labcore.show.breeds import accuracy_figure, confusion_figure
 from labcore.store.confusion import ConfusionUnavailable, load_confusion
 from labcore.show.efficiency import KEY_METRICS, REPORT_TRAIN_IMAGES, Sweep, find_sweeps, report_values, sweep_of
@@ -258,13 +259,27 @@ SECTIONS = {
 }
 
 
-def build_html(runs: Sequence[Run], title: str, store: str, load: "Callable[[Run], object] | None" = None) -> str:
-    """The whole export as one HTML string: one <section> per entry of SECTIONS. `load` gives a
-    run's predictor (default: loaded from its folder for this export only)."""
+def board_section(page: Page, board: Tally) -> None:
+    """The class board's tally (opt-in; no photos): pets, each head's accuracy, top breeds."""
+    page.add(f"<p>{plural(board.pets, 'pet')} uploaded by the class; {board.labelled} with the breed their owner named. "
+             "The models' answers on them, scored against those breeds (photos are not included).</p>")
+    page.add(table(board.accuracy_rows()) if board.labelled else '<p class="note">No pet has a named breed.</p>')
+    page.add("<h3>Each model's favourite breed across the pets</h3>" + table(board.top_breed_rows()))
+
+
+def build_html(runs: Sequence[Run], title: str, store: str, load: "Callable[[Run], object] | None" = None,
+               board: Tally | None = None) -> str:
+    """The whole export as one HTML string: one <section> per entry of SECTIONS, and the class
+    board's tally where `board` is given (the presenter's choice). `load` gives a run's
+    predictor (default: loaded from its folder for this export only)."""
     page = Page(load)
     for key, (heading, draw) in SECTIONS.items():
         page.add(f'<section id="{key}"><h2>{esc(heading)}</h2>')
         draw(page, runs, store)
+        page.add("</section>")
+    if board is not None:
+        page.add('<section id="board"><h2>The class board</h2>')
+        board_section(page, board)
         page.add("</section>")
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>'
             f"<style>{CSS}</style></head><body><h1>{esc(title)}</h1>{''.join(page.parts)}</body></html>")
