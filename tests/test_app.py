@@ -519,7 +519,11 @@ def _jpeg(size: tuple[int, int] = (64, 48)) -> bytes:
 
 def test_live_takes_a_camera_photo_and_refuses_an_oversized_upload_in_one_line(demo_store, monkeypatch):
     from labcore.data.images import MAX_UPLOAD_MB
+    from ui import presenter
 
+    # AppTest's browser has no address: stand in for one whose page may use a camera (which
+    # browsers get the toggle is tests/test_present.py's to check).
+    monkeypatch.setattr(presenter, "camera_works_here", lambda: True)
     at = open_page(PAGES[3], demo_store, monkeypatch)
     assert len(at.camera_input) == 0  # the camera stays off until asked
     at.toggle(key="live_camera_on").set_value(True).run()
