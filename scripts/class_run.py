@@ -172,8 +172,10 @@ class Phone:
     camera_toggle: bool  # the page offered the in-page camera
 
 
-async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float, focus: asyncio.Lock) -> Phone:
-    """One student: open the Live page, upload the photo, name its breed."""
+async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float, focus: asyncio.Lock,
+                share: bool = False) -> Phone:
+    """One student: open the Live page, upload the photo, name its breed (and, with `share`,
+    tick "Show my photo on the board")."""
     from labcore.settings import breed_name
 
     context = await browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
@@ -185,8 +187,8 @@ async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float,
         await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
         camera = await page.get_by_text("Take a photo with the camera").count() > 0
         upload = await load.upload(page, photo.path, answers)
-        # The phones share one headless browser, where a page that takes the focus closes another's open
-        # list (a blur): they name their breeds one at a time. Real phones do not share a focus.
+        # The phones share one headless browser, where a page that takes the focus (a click) closes another's
+        # open list (a blur): they name their breeds one at a time. Real phones do not share a focus.
         async with focus:
             await page.bring_to_front()
             question = page.get_by_test_id("stSelectbox").filter(has_text=QUESTION)
@@ -194,8 +196,12 @@ async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float,
             await question.locator("input").fill(breed_name(photo.label))  # narrows the list, as typing does
             start = time.perf_counter()
             await page.get_by_role("option", name=breed_name(photo.label), exact=True).click()
-        await page.get_by_text(f"Your pet is on it (breed: {breed_name(photo.label)}).").wait_for()
-        return Phone(upload.seconds, time.perf_counter() - start, upload.answers, upload.exceptions, camera)
+            await page.get_by_text(f"Your pet is on it (breed: {breed_name(photo.label)}).").wait_for()
+            named = time.perf_counter() - start
+            if share:  # a click takes the focus too
+                await page.get_by_text("Show my photo on the board").click()
+                await page.get_by_text("Your photo is not shown there").wait_for(state="detached")
+        return Phone(upload.seconds, named, upload.answers, upload.exceptions, camera)
     finally:
         await context.close()
 
@@ -265,7 +271,7 @@ class ClassRun:
 
 
 async def run_class(server: load.Server, live: str, phone_base: str, experiment: str, photos: Sequence[Photo],
-                    expected: list[list[str]], answers: int = 6, timeout_s: float = 300) -> ClassRun:
+                    expected: list[list[str]], answers: int = 6, timeout_s: float = 300, shared: int = 0) -> ClassRun:
     """Every phone at once, then the board as the presenter and as a visitor see it."""
     from playwright.async_api import async_playwright
 
@@ -277,8 +283,8 @@ async def run_class(server: load.Server, live: str, phone_base: str, experiment:
             camera = await warm_up(browser, server.url, experiment, answers, timeout_s)
             cpu0, _ = load._stats(server)
             focus = asyncio.Lock()
-            phones = await asyncio.gather(*(phone(browser, live, photo, answers, timeout_s, focus)
-                                            for photo in photos))
+            phones = await asyncio.gather(*(phone(browser, live, photo, answers, timeout_s, focus, n < shared)
+                                            for n, photo in enumerate(photos)))
             cpu1, _ = load._stats(server)
             board = await read_board(browser, server.url, experiment, len(photos), timeout_s)
             visitor = await read_board(browser, phone_base, experiment, len(photos), timeout_s)
@@ -325,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pid", type=int, help="that server's process, for its CPU-seconds")
     parser.add_argument("--slice", type=Path, default=load.SHARED_PETS, help="the real slice (original layout)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds any one wait may take")
+    parser.add_argument("--share-photos", type=int, default=0, metavar="K",
+                        help="the first K phones also put their photo on the board (opt-in)")
     args = parser.parse_args(argv)
     address = own_network_address()
     if address is None:
@@ -346,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         phone_base = f"http://{address}:{port}"
         live = f"{phone_base}/live?experiment={args.experiment}"
         result = asyncio.run(run_class(server, live, phone_base, args.experiment, photos, expected,
-                                       timeout_s=args.timeout))
+                                       timeout_s=args.timeout, shared=args.share_photos))
     print(report(result, len(photos)))
     return 0 if result.agrees else 1
 

@@ -33,7 +33,8 @@ def test_the_choices_are_the_37_breeds_then_not_sure_and_mixed():
 def test_accuracy_per_head_counts_labelled_pets_only():
     board = Board()
     board.record("s1", "p1", {"detection-pretrained": top5(5), "detection-scratch": top5(1, 2, 3, 4, 6)}, breed=5)
-    board.record("s2", "p2", {"detection-pretrained": top5(7, 5), "detection-scratch": top5(9)}, breed=5)
+    # Breed 5 fifth for the pretrained run: a top-5 hit, however far down.
+    board.record("s2", "p2", {"detection-pretrained": top5(7, 8, 9, 10, 5), "detection-scratch": top5(9)}, breed=5)
     board.record("s3", "p3", {"detection-pretrained": top5(5), "detection-scratch": top5(5)}, breed=NOT_SURE)
     board.record("s4", "p4", {"detection-pretrained": top5(5), "detection-scratch": top5(5)})
     tally = board.tally()

@@ -194,7 +194,8 @@ def tally_csv(tally: Tally) -> str:
         if not counts and not score.labelled:
             continue
         (breed, n), = counts.most_common(1) if counts else ((None, 0),)
-        writer.writerow({"model": run_id, "pets": tally.pets, "top breed": breed_name(breed) if breed is not None else "",
+        writer.writerow({"model": run_id, "pets": tally.pets,
+                         "top breed": breed_name(breed) if breed is not None else "",
                          "top breed count": n, "labelled pets": score.labelled, "top-1 right": score.top1,
                          "top-1 accuracy": _ratio(score.top1, score.labelled), "top-5 right": score.top5,
                          "top-5 accuracy": _ratio(score.top5, score.labelled)})

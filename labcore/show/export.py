@@ -261,8 +261,8 @@ SECTIONS = {
 
 def board_section(page: Page, board: Tally) -> None:
     """The class board's tally (opt-in; no photos): pets, each head's accuracy, top breeds."""
-    page.add(f"<p>{plural(board.pets, 'pet')} uploaded by the class; {board.labelled} with the breed their owner named. "
-             "The models' answers on them, scored against those breeds (photos are not included).</p>")
+    page.add(f"<p>{plural(board.pets, 'pet')} uploaded by the class; {board.labelled} with the breed their owner "
+             "named. The models' answers on them, scored against those breeds (photos are not included).</p>")
     page.add(table(board.accuracy_rows()) if board.labelled else '<p class="note">No pet has a named breed.</p>')
     page.add("<h3>Each model's favourite breed across the pets</h3>" + table(board.top_breed_rows()))
 

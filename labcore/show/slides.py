@@ -42,8 +42,8 @@ class Slide:
         """One line naming the missing runs, or None."""
         if not self.missing:
             return None
-        return f"Not in this experiment: {', '.join(self.missing)} — train {'it' if len(self.missing) == 1 else 'them'} " \
-               "to see this slide whole."
+        them = "it" if len(self.missing) == 1 else "them"
+        return f"Not in this experiment: {', '.join(self.missing)} — train {them} to see this slide whole."
 
 
 def slides_for(runs: Sequence[Run], sweep: Sweep | None) -> list[Slide]:
@@ -100,7 +100,8 @@ def breed_figures(runs: Sequence[Run]) -> list[tuple[str, go.Figure | str]]:
         if confusion is None:
             shown.append((run.label, "confusion.json has no test counts; retrain to see this."))
             continue
-        figure = accuracy_figure(confusion, f"{run.run_id}: {confusion.accuracy():.0%} of {confusion.total} test images")
+        title = f"{run.run_id}: {confusion.accuracy():.0%} of {confusion.total} test images"
+        figure = accuracy_figure(confusion, title)
         shown.append((run.label, figure.update_layout(height=SLIDE_FIGURE_HEIGHT)))
     return shown
 
