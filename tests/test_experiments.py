@@ -158,5 +158,6 @@ def test_a_forced_retrain_changes_the_signature_and_the_app_reads_the_new_run(de
     shutil.rmtree(final)
     work.rename(final)  # what train_run does with a finished run
     assert store_signature(root) != before
+    experiments.forget_store_look()  # as after the shared look's second: the pages read the store again
     [new] = [r for r in experiments.experiments()[0].runs if r.run_id == "detection-scratch"]
     assert old.metrics["val"]["label_accuracy"] != 0.123456 and new.metrics["val"]["label_accuracy"] == 0.123456

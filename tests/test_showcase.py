@@ -36,7 +36,8 @@ def test_truth_round_trips_through_the_stored_files(pets_folder, tmp_path):
     source = folder_source(pets_folder.root)
     settings = Settings(dataset="folder", data_dir=str(pets_folder.root), seed=7)
     # Head boxes as the trainval split has them: the test split of the original has none.
-    source.labels["test"], source.make["test"] = source.labels["trainval"], source.make["trainval"]
+    for part in (source.labels, source.make, source.pick):
+        part["test"] = part["trainval"]
     experiment = tmp_path / "with space" / "exp"
     experiment.mkdir(parents=True)
     showcase.write_showcase(experiment, source, settings, count=10)
