@@ -241,7 +241,9 @@ def test_mixed_precision_and_xla_flags_train_and_are_recorded(tmp_path):
     computing = {name: policy for name, policy in policies.items() if name not in ("label", "bbox", "mask")
                  and not name.startswith("input")}
     assert computing and set(computing.values()) == {"mixed_float16"}, computing
-    assert stored["compile_config"]["jit_compile"] is True
+    # XLA is the training's (settings above); the stored model carries no compile or optimizer
+    # state, which only a training goes on from (its checkpoints keep them).
+    assert not stored.get("compile_config"), stored.get("compile_config")
 
 
 def stored_model_config(path) -> dict:
