@@ -17,6 +17,7 @@ navigation = st.navigation([
     st.Page("app_pages/7_efficiency.py", url_path="efficiency", title="Data efficiency", icon=":material/trending_up:"),
 ])
 experiments.experiment_picker()
+experiments.damage_note()
 status.training_status()
 navigation.run()
 caches.warm_models()  # after the page: see its docstring
