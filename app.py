@@ -18,6 +18,7 @@ navigation = st.navigation([
     st.Page("app_pages/8_present.py", url_path="present", title="Present", icon=":material/slideshow:"),
 ])
 join.join_sidebar(experiments.experiment_picker())
+experiments.damage_note()
 status.training_status()
 navigation.run()
 caches.warm_models()  # after the page: see its docstring

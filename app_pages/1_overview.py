@@ -23,7 +23,7 @@ def runs_table(runs: list[Run]) -> None:
 def report_table(runs: list[Run], reasons: list[str]) -> None:
     st.subheader("The report's numbers beside ours (validation)")
     if reasons:
-        st.warning("**Not comparable** with the report's numbers: " + "; ".join(reasons) + ". "
+        st.warning("**Not comparable** with the report's numbers: " + display.escape("; ".join(reasons)) + ". "
                    "The report trained on the real dataset's photos with ImageNet weights.",
                    icon=":material/warning:")
     st.table(pd.DataFrame(report_rows(runs)).style.format(_cell, na_rep="—").hide(axis="index"))
@@ -32,9 +32,10 @@ def report_table(runs: list[Run], reasons: list[str]) -> None:
 
 
 def _cell(value) -> str:
+    """A table cell: st.table reads cells as markdown, so text (a run's label) is escaped."""
     if isinstance(value, float) and not value.is_integer():
         return f"{value:.4g}"
-    return f"{value:,.0f}" if isinstance(value, (int, float)) else str(value)
+    return f"{value:,.0f}" if isinstance(value, (int, float)) else display.escape(value)
 
 
 def draw_answer(number: int, answer: Answer) -> None:

@@ -1,6 +1,4 @@
 """Training histories: every loss and metric, train and val, for any runs overlaid."""
-import html
-
 import pandas as pd
 import streamlit as st
 
@@ -36,12 +34,12 @@ def draw_curves(runs: list[Run], smoothing: float) -> None:
             st.plotly_chart(figure, width="stretch", config=display.PLOTLY_CONFIG, key=f"curve_{key}")
     drops = {label: lr_drops(history.get("lr", [])) for label, history in histories}
     lines = [f"{label}: epochs {', '.join(map(str, d))}" for label, d in drops.items() if d]
-    st.caption("Learning rate lowered — " + ("; ".join(lines) if lines else "in none of these runs."))
+    st.caption("Learning rate lowered — " + (display.escape("; ".join(lines)) if lines else "in none of these runs."))
 
 
 def colour_key(labels: list[str], colours: list[str]) -> None:
     """One key for every chart below: run colours and what the line styles and markers mean."""
-    swatches = " &nbsp; ".join(f'<span style="color:{c}">━━</span> {html.escape(label)}'
+    swatches = " &nbsp; ".join(f'<span style="color:{c}">━━</span> {display.escape(label)}'
                                for label, c in zip(labels, colours))
     st.markdown(swatches, unsafe_allow_html=True)
     st.caption("solid: training · dashed: validation · ★ best epoch (lowest val loss) · "

@@ -54,7 +54,7 @@ def draw_prediction(run: Run, pred: Prediction, example: dict, opacity: float, n
                       true_box=example["bbox"] if has_box and pred.box is not None else None)
     left, right = st.columns([3, 2])
     left.image(picture)
-    right.markdown(f"**{name}**")
+    right.markdown(f"**{display.escape(name)}**")
     score = scores(pred, example)
     if "mask_iou" in score:
         right.markdown(f"mask IoU **{score['mask_iou']:.2f}**")
@@ -91,7 +91,7 @@ across = run_b is not None and run_b.experiment != run_a.experiment
 names = {r.key: (r.long_label if across else r.label) for r in pair}
 if run_b is not None and caches.source_key(settings_from_config(run_b.config)) != caches.source_key(settings):
     st.caption(f"The two runs learned from different data; both predict on the test images of "
-               f"{names[run_a.key]}'s data, each at its own input size.")
+               f"{display.escape(names[run_a.key])}'s data, each at its own input size.")
 pool = images.pool[:POOL]
 pool_examples = caches.examples(source, images.key, "test", tuple(pool))
 preds = {}

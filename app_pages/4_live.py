@@ -157,7 +157,7 @@ def photo_header(photo: Photo, name: str) -> None:
 
 def draw_prediction(run: Run, pred: Prediction, photo: Photo, digest: str, opacity: float) -> None:
     """One model's answer: box and mask on the photo, top-5 breeds, time."""
-    st.markdown(f"**{run.label}**")
+    st.markdown(f"**{display.escape(run.label)}**")
     if run.config.get("dataset", {}).get("source") == "synthetic":
         st.caption(":material/warning: learned drawn pets, not photos")
     st.image(overlay_jpeg(model_key(run), digest, opacity, pred, photo), output_format="JPEG")
@@ -230,7 +230,7 @@ if photo is None:
     st.stop()
 photo_header(photo, name)
 if any(r.config.get("dataset", {}).get("source") == "synthetic" for r in runs):
-    st.warning(synthetic_warning(experiments.current_experiment().name), icon=":material/warning:")
+    st.warning(synthetic_warning(display.escape(experiments.current_experiment().name)), icon=":material/warning:")
 opacity = st.slider("Mask opacity", 0.0, 1.0, 0.45, 0.05, key="live_opacity")
 # Only runs with a breed head have a top breed to explain; with none, the toggle is absent.
 breed_heads = [r for r in runs if r.task != "segmentation"]

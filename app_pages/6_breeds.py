@@ -22,11 +22,11 @@ def confusions(run_path: str, mtime: int | None) -> dict[str, Confusion] | str:
 
 
 def draw_run(run: Run, split: str, name: str) -> None:
-    st.markdown(f"**{name}**")
+    st.markdown(f"**{display.escape(name)}**")
     path = run.path / "confusion.json"
     got = confusions(str(run.path), path.stat().st_mtime_ns if path.exists() else None)
     if isinstance(got, str):
-        st.info(got + ".")
+        st.info(display.escape(got + "."))
         return
     if split not in got:
         st.info(f"confusion.json has no {split} counts; retrain to see this.")

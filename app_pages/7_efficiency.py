@@ -30,7 +30,7 @@ sweep = sweeps[chosen]
 st.caption(f"Sweep **{display.escape(sweep.name)}**: {display.escape(sweep.describe())}.")
 reasons = not_comparable(sweep.experiments[-1].provenance())
 st.caption(f"★ the report's value on the full dataset ({REPORT_TRAIN_IMAGES:,} training images)"
-           + (f"; not comparable with these runs: {'; '.join(reasons)}." if reasons else ".")
+           + (f"; not comparable with these runs: {display.escape('; '.join(reasons))}." if reasons else ".")
            + " Hover a point for its run's provenance.")
 for task in TASKS:
     st.subheader(task.capitalize())

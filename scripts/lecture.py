@@ -44,7 +44,7 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote
 
@@ -288,7 +288,7 @@ async def lecture(server: load.Server, experiment: str | None, photos: list[Path
         _, rss_start = load.process_stats(server.pid)
         first = Session(server.url, experiment, http, timeout)
         await first.open()
-        warm = await first.upload(warmup, answers)  # a failure here shows again in every session
+        await first.upload(warmup, answers)  # a failure here shows again in every session
         await first.close()
         cpu0, rss_before = load.process_stats(server.pid)
         sessions = [Session(server.url, experiment, http, timeout) for _ in photos]

@@ -113,6 +113,17 @@ def two_experiments(demo_store, tmp_path_factory) -> Path:
     return root
 
 
+def save_forty_breed_model(path: Path, size: int = 32) -> None:
+    """A detection model.keras whose breed head has 40 classes, not 37 (what a copied folder may
+    hold): tiny, `size` px."""
+    import keras
+
+    inputs = keras.Input((size, size, 3))
+    pooled = keras.layers.GlobalAveragePooling2D()(inputs)
+    keras.Model(inputs, {"label": keras.layers.Dense(40, activation="softmax", name="label")(pooled),
+                         "bbox": keras.layers.Dense(4, activation="sigmoid", name="bbox")(pooled)}).save(path)
+
+
 def find_chromium() -> str | None:
     """Debian's Chromium, as every browser test finds it: on PATH as chromium (or chromium-browser)."""
     return shutil.which("chromium") or shutil.which("chromium-browser")

@@ -1,5 +1,6 @@
 """The Streamlit app, page by page, through streamlit.testing's AppTest: against the tiny demo
 store, an empty store and damaged runs. No page may raise; each must show what it is for."""
+import html
 import io
 import json
 import re
@@ -96,7 +97,8 @@ def test_overview_has_a_row_per_run_the_report_and_three_answers(demo_store, mon
 def test_overview_with_a_corrupt_metrics_file_shows_the_problem_and_the_rest(demo_runs_copy, monkeypatch):
     (demo_runs_copy / "detection-scratch" / "metrics.json").write_text("{ not json")
     at = open_page(PAGES[0], demo_runs_copy.parent, monkeypatch)
-    assert any("detection-scratch" in w.value and "metrics.json is unreadable" in w.value for w in at.warning)
+    assert any("detection-scratch" in shown(w.value) and "metrics.json is unreadable" in shown(w.value)
+               for w in at.warning)
     assert len(at.table[0].value) == len(RUN_IDS)
     assert "no validation figure for detection-scratch" in texts(at)
 
@@ -276,7 +278,7 @@ def test_switching_experiments_changes_what_the_overview_says(two_experiments, m
     at = open_page(PAGES[0], two_experiments, monkeypatch, experiment="demo")
     assert len(at.table[0].value) == len(RUN_IDS)
     assert "Experiment **demo**: drawn pets (synthetic)" in texts(at)
-    [warning] = [w.value for w in at.warning if "Not comparable" in w.value]
+    [warning] = [shown(w.value) for w in at.warning if "Not comparable" in w.value]
     assert "trained on drawn pets, not photos" in warning and "32 px images, not 224" in warning
     assert "Answered on experiment **demo**: drawn pets (synthetic)" in texts(at)
 
@@ -284,7 +286,7 @@ def test_switching_experiments_changes_what_the_overview_says(two_experiments, m
     assert not at.exception
     assert list(at.table[0].value["run"]) == ["detection-scratch", "segmentation-scratch"]
     assert "Experiment **photos**: Oxford-IIIT Pet photos (folder)" in texts(at)
-    [warning] = [w.value for w in at.warning if "Not comparable" in w.value]
+    [warning] = [shown(w.value) for w in at.warning if "Not comparable" in w.value]
     assert "18 of the dataset's 3,680 trainval images" in warning and "drawn pets" not in warning
     assert "python train.py --profile quick" in texts(at)  # how to train the four runs it lacks
     assert at.query_params["experiment"] in ("photos", ["photos"])  # a link keeps the choice
@@ -628,3 +630,93 @@ def test_the_lab_download_uses_the_models_the_app_has_loaded(demo_store, monkeyp
     page = downloads["lab.html"]().decode("utf-8")
     assert "<section id=\"predictions\">" in page and page.count("data:image/jpeg") > 0
     assert loads == []
+def test_the_uploader_offers_the_formats_the_decoder_reads(demo_store, monkeypatch):
+    from labcore.data.images import UPLOAD_EXTENSIONS
+
+    at = open_page(PAGES[3], demo_store, monkeypatch)
+    assert list(at.file_uploader[0].proto.type) == [f".{ext}" for ext in UPLOAD_EXTENSIONS]
+    assert not {".eps", ".ps", ".pdf"} & set(at.file_uploader[0].proto.type)
+
+
+def _json_edit(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_a_damaged_experiment_costs_one_line_per_bad_file_and_the_good_one_beside_it_is_whole(
+        demo_store, tmp_path, monkeypatch):
+    """A copy of the demo with `image_size: 40000` in its configs grew the server to 20 GB while
+    it warmed the models; a model with 40 breeds raised IndexError in breed_name."""
+    from conftest import save_forty_breed_model
+    from labcore.show.inference import Predictor
+
+    root = tmp_path / "runs"
+    shutil.copytree(demo_store / "demo", root / "demo")
+    shutil.copytree(demo_store / "demo", root / "copied")
+    _json_edit(root / "copied" / "experiment.json", lambda e: e["settings"].update(image_size=40000))
+    for run_id in ("detection-scratch", "segmentation-scratch"):
+        _json_edit(root / "copied" / run_id / "config.json", lambda c: c["settings"].update(image_size=40000))
+    save_forty_breed_model(root / "copied" / "detection-pretrained" / "model.keras")
+    sizes = []
+    original = Predictor.__init__
+    monkeypatch.setattr(Predictor, "__init__", lambda self, model, run_id, backbone, image_size: (
+        sizes.append(image_size), original(self, model, run_id, backbone, image_size))[1])
+    expected = [f"copied: {run_id}/config.json: settings: image_size 40000: must be a multiple of 32 from 32 to "
+                "1024; the run is left out." for run_id in ("detection-scratch", "segmentation-scratch")] + [
+        "copied: experiment.json: image_size 40000: must be a multiple of 32 from 32 to 1024; it is ignored."]
+    for page in [*PAGES, "app_pages/7_efficiency.py"]:
+        at = open_page(page, root, monkeypatch, experiment="copied")
+        assert [shown(e.value) for e in at.error][:3] == expected, page
+    at = open_page(PAGES[0], root, monkeypatch, experiment="copied")
+    assert sorted(at.table[0].value["run"]) == sorted(
+        ["detection-pretrained (synthetic-pretext)", "segmentation-pretrained (synthetic-pretext)",
+         "multitask-pretrained (synthetic-pretext)", "multitask-scratch"])
+    at = open_page(PAGES[3], root, monkeypatch, experiment="copied")
+    at.button(key=f"live_example_{at.get('button')[0].label}").click().run()
+    assert not at.exception
+    assert [shown(e.value) for e in at.error][3:] == [
+        "detection-pretrained: model.keras takes (32, 32, 3) and gives label (40), bbox (4), not the 32 px "
+        "images and label, bbox heads its config.json describes"]
+    assert sum(" ms" in c.value for c in at.caption) == 3  # the other three models of the copy answer
+    assert set(sizes) == {32}  # no model was ever built, warmed or run at 40000 px
+
+    at.sidebar.selectbox(key="experiment").select("demo").run()
+    assert not at.exception and not at.error  # the good experiment beside it: whole
+    at.button(key=f"live_example_{at.get('button')[0].label}").click().run()
+    assert sum(" ms" in c.value for c in at.caption) == len(RUN_IDS)
+
+
+CRAFTED = "x [link](javascript:alert(1)) <a href=javascript:alert(2)>y"  # a folder name: no slash in it
+
+
+def test_store_text_is_shown_as_text_in_markdown_and_in_charts(demo_store, tmp_path, monkeypatch):
+    """A copied store's strings (its folder's name, a data folder in a config, a history key)
+    are shown as the characters they are: no link, no tag, in markdown or in Plotly's text."""
+    root = tmp_path / "runs"
+    shutil.copytree(demo_store / "demo", root / "demo")
+    shutil.copytree(demo_store / "demo", root / CRAFTED)
+    run = root / CRAFTED / "detection-scratch"
+    _json_edit(run / "config.json", lambda c: c["settings"].update(
+        dataset="folder", data_dir="/data/[a](http://e.invalid) <a href='http://e.invalid'>b</a>"))
+    _json_edit(run / "history.json", lambda h: h.update({"<a href='http://e.invalid'>k</a>": [1.0, 2.0]}))
+    at = open_page(PAGES[0], root, monkeypatch, experiment=CRAFTED)
+    kinds = ("markdown", "caption", "info", "warning", "error", "subheader", "title")
+    rendered = [_rendered(str(e.value)) for kind in kinds for e in at.get(kind)]
+    assert not any("<a" in html or "<img" in html for html in rendered), [h for h in rendered if "<a" in h]
+    words = html.unescape(re.sub(r"<[^>]+>", "", " ".join(rendered)))  # the characters a reader sees
+    assert f"Experiment {CRAFTED}: drawn pets" in words
+    assert "data_dir: \"/data/[a](http://e.invalid) <a href='http://e.invalid'>b</a>\" stored" in words
+    assert "a series named \"<a href='http://e.invalid'>k</a>\" is not a metric name" in words
+
+    at.switch_page(PAGES[1]).run()
+    at.toggle(key="hist_runs_across").set_value(True).run()
+    at.pills(key="hist_runs").set_value(["demo/detection-scratch", f"{CRAFTED}/detection-scratch"]).run()
+    assert not at.exception
+    options = [_rendered(option.content) for option in at.pills(key="hist_runs").proto.options]
+    assert any(CRAFTED in html.unescape(option) for option in options) and not any("<a" in o for o in options)
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    names = {trace["name"] for spec in charts for trace in spec["data"]}
+    assert f"{CRAFTED.replace('<', '&lt;').replace('>', '&gt;')} · detection-scratch" in names
+    assert not any("<" in name for name in names)
+    assert not any("<" in spec["layout"]["title"]["text"] for spec in charts)

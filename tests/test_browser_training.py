@@ -57,3 +57,30 @@ def test_the_button_trains_the_demo_once_and_the_overview_fills_without_a_reload
     log = (root / inflight.LOG_FILE).read_text()
     assert log.count("started from the app") == 1, log
     assert all((root / "demo" / run / "model.keras").is_file() for run in ("segmentation-scratch", "multitask-scratch"))
+
+
+def test_through_a_forwarder_or_at_a_rebound_name_the_page_offers_no_button(empty_store_server):
+    """What the presenter check reads in a real server (AppTest has no socket and no headers):
+    the browser on this machine gets the button; the same browser through a forwarder that says
+    so, or at another site's name rebound to 127.0.0.1 (DNS rebinding), gets the terminal command.
+    The forwarder here sends X-Real-IP: Streamlit's server (uvicorn) already takes a loopback
+    peer's X-Forwarded-For as the client's address, not X-Real-IP or Forwarded."""
+    root, url, sync_api, chromium = empty_store_server
+    port = url.rsplit(":", 1)[1]
+    visitor = "is for a browser on the machine that serves the app"
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium,
+                                    args=[*CHROMIUM_ARGS, "--host-resolver-rules=MAP rebound.example 127.0.0.1"])
+        presenter = browser.new_page()
+        forwarded = browser.new_context(extra_http_headers={"X-Real-IP": "203.0.113.7"}).new_page()
+        rebound = browser.new_page()
+        for page, address in ((presenter, url), (forwarded, url), (rebound, f"http://rebound.example:{port}")):
+            page.set_default_timeout(120_000)
+            page.goto(address)
+        presenter.get_by_role("button", name=BUTTON).wait_for()
+        for page in (forwarded, rebound):
+            page.get_by_text(visitor).wait_for()
+            assert page.get_by_role("button", name=BUTTON).count() == 0
+            page.locator("code", has_text="python train.py --profile demo").first.wait_for()
+        browser.close()
+    assert not (root / inflight.LOG_FILE).exists()

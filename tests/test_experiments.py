@@ -161,3 +161,65 @@ def test_a_forced_retrain_changes_the_signature_and_the_app_reads_the_new_run(de
     experiments.forget_store_look()  # as after the shared look's second: the pages read the store again
     [new] = [r for r in experiments.experiments()[0].runs if r.run_id == "detection-scratch"]
     assert old.metrics["val"]["label_accuracy"] != 0.123456 and new.metrics["val"]["label_accuracy"] == 0.123456
+
+
+def damage(path, edit) -> None:
+    """Rewrite a json file through `edit` (which changes the loaded value in place)."""
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def test_a_copied_folder_s_bad_parts_are_left_out_and_named_one_line_each(demo_runs, tmp_path):
+    """What a USB stick may bring: experiment.json's settings out of range, a run whose config
+    cannot be that run's, a plan naming a path as a run; the rest of the experiment stays."""
+    from labcore.store import inflight
+
+    copy = tmp_path / "runs" / "copied"
+    shutil.copytree(demo_runs, copy)
+    good = load_experiment(copy)
+    assert good.problems == [] and len(good.runs) == 6
+    damage(copy / "experiment.json", lambda e: e["settings"].update(image_size=40000))
+    damage(copy / "detection-scratch" / "config.json", lambda c: c["settings"].update(image_size=40000))
+    damage(copy / "segmentation-pretrained" / "config.json", lambda c: c.update(settings="huge"))
+    inflight.write_plan(copy, one_run_plan(), [["detection-scratch"]])
+    damage(copy / ".partial" / "plan.json", lambda p: p.update(lanes=[["../../../etc"]]))
+    found = load_experiment(copy)
+    assert found.problems == [
+        "detection-scratch/config.json: settings: image_size 40000: must be a multiple of 32 from 32 to 1024; "
+        "the run is left out",
+        "segmentation-pretrained/config.json: settings is a str; the run is left out",
+        "experiment.json: image_size 40000: must be a multiple of 32 from 32 to 1024; it is ignored",
+        ".partial/plan.json cannot be read or names runs that are not the six; it is ignored"]
+    assert [r.run_id for r in found.runs] == [r for r in RUN_IDS if r not in ("detection-scratch",
+                                                                                 "segmentation-pretrained")]
+    assert found.settings == good.settings  # the first usable run's, in place of experiment.json's
+    assert found.describe().startswith("copied (damaged) — drawn pets, 32 px")
+    assert inflight.read_training(copy) is None
+    assert inflight.trainings(copy.parent) == []
+
+
+@pytest.mark.parametrize("plan_edit", [
+    lambda p: p["runs"].update({"../x": {"seconds": 1.0, "epochs": 1}}),
+    lambda p: p.update(pid=-1),
+    lambda p: p.update(pid=10**30),
+    lambda p: p.update(started=float("nan")),
+    lambda p: p["runs"]["detection-scratch"].update(epochs=-3),
+    lambda p: p["runs"]["detection-scratch"].update(seconds=float("inf")),
+])
+def test_a_plan_with_values_out_of_reason_is_ignored(tmp_path, plan_edit):
+    from labcore.store import inflight
+
+    experiment = tmp_path / "runs" / "demo"
+    inflight.write_plan(experiment, one_run_plan(), [["detection-scratch"]])
+    assert inflight.read_training(experiment).state == "training"
+    damage(experiment / ".partial" / "plan.json", plan_edit)
+    assert inflight.read_training(experiment) is None
+    assert load_experiment(experiment).problems[-1].startswith(".partial/plan.json cannot be read")
+
+
+def one_run_plan():
+    """A trainer's estimate of one run, detection-scratch: 60 s, 6 epochs."""
+    from labcore.train.estimate import PlanEstimate, RunEstimate
+
+    return PlanEstimate([RunEstimate("detection-scratch", 60.0, 0, 0, 0, 0, 6, 0)], "this CPU (2 cores)", 1.0, cores=2)

@@ -1,10 +1,12 @@
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from labcore.store.runs import ModelLoadError, list_runs, load_model, partial_runs, write_json
+from conftest import save_forty_breed_model
+from labcore.store.runs import ModelLoadError, list_runs, load_model, load_run, partial_runs, write_json
 from labcore.settings import RUN_IDS
 
 
@@ -69,3 +71,77 @@ def test_a_relative_runs_root_is_taken_from_the_project_folder_not_the_working_o
     assert default_runs_dir() == ROOT / "stores" / "a"
     monkeypatch.delenv(RUNS_DIR_ENV)
     assert default_runs_dir() == ROOT / "runs"
+def damaged_config(run_path, **changes) -> None:
+    """The run's config.json with `changes` (settings_<key> for a key of its settings)."""
+    config = json.loads((run_path / "config.json").read_text())
+    for key, value in changes.items():
+        if key.startswith("settings_"):
+            config["settings"][key.removeprefix("settings_")] = value
+        else:
+            config[key] = value
+    write_json(run_path / "config.json", config)
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"settings_image_size": 40000}, "settings: image_size 40000: must be a multiple of 32 from 32 to 1024"),
+    ({"settings": [1, 2]}, "settings is a list"),
+    ({"settings_extra": {"backbone": "ResNet50"}}, "settings: extra {'backbone': 'ResNet50'}: backbone must be"),
+    ({"task": "segmentation"}, "task is 'segmentation', not 'detection' as detection-scratch has"),
+    ({"init": "pretrained"}, "init is 'pretrained', not 'scratch' as detection-scratch has"),
+    ({"outputs": ["label", "bbox", "mask"]}, "outputs is ['label', 'bbox', 'mask'], not ['label', 'bbox'] as"),
+    ({"backbone": "EfficientNetB3"}, "backbone is 'EfficientNetB3', not 'tiny' as detection-scratch has"),
+    ({"weights": "<a href='x'>y</a>"},
+     "weights is \"<a href='x'>y</a>\", not one of imagenet, synthetic-pretext, none"),
+    ({"dataset": ["train"]}, "dataset is a list"),
+    ({"dataset": {"train": "many"}}, "dataset does not hold its source, description and image counts"),
+    ({"best_epoch": -1}, "best_epoch is -1, not a count or a time"),
+    ({"train_seconds": float("inf")}, "train_seconds is inf, not a count or a time"),
+    ({"parameters": True}, "parameters is a bool"),
+    ({"finished": "yesterday"}, "finished is not a date and time"),
+])
+def test_a_config_that_cannot_be_the_runs_is_refused_with_its_reason_and_not_used(demo_runs_copy, changes, reason):
+    run_path = demo_runs_copy / "detection-scratch"
+    damaged_config(run_path, **changes)
+    run = load_run(run_path)
+    assert run.refused.startswith(reason)
+    assert run.config == {} and run.image_size == 224  # nothing of it is used
+    with pytest.raises(ModelLoadError, match=f"detection-scratch: config.json cannot be used \\({re.escape(reason)}"):
+        load_model(run)
+    assert all(r.refused is None for r in list_runs(demo_runs_copy) if r.run_id != "detection-scratch")
+
+
+def test_a_null_in_a_config_reads_as_absent(demo_runs_copy):
+    run_path = demo_runs_copy / "detection-scratch"
+    damaged_config(run_path, dataset=None, best_epoch=None, finished=None)
+    run = load_run(run_path)
+    assert run.refused is None and not {"dataset", "best_epoch", "finished"} & run.config.keys()
+
+
+def test_history_keeps_metric_names_and_metrics_keep_numbers(demo_runs_copy):
+    run_path = demo_runs_copy / "detection-scratch"
+    history = json.loads((run_path / "history.json").read_text())
+    write_json(run_path / "history.json", {**history, "<a href='x'>y</a>": [1.0], "flag": [True]})
+    metrics = json.loads((run_path / "metrics.json").read_text())
+    write_json(run_path / "metrics.json", {"val": {**metrics["val"], "label_accuracy": "high"}, "test": [0.5]})
+    run = load_run(run_path)
+    assert run.problems == ["history.json: a series named \"<a href='x'>y</a>\" is not a metric name",
+                            "history.json: flag is not a list of numbers",
+                            "metrics.json: a 'val' value is not a number",
+                            "metrics.json: 'test' is not a table of metrics"]
+    assert run.history == history and "label_accuracy" not in run.metrics["val"] and "test" not in run.metrics
+    assert run.metrics["val"]["bbox_mae"] == metrics["val"]["bbox_mae"]
+
+
+def test_a_model_that_is_not_what_its_config_describes_is_not_loaded(demo_runs_copy):
+    """A copied model.keras can be anything: a larger input than the config's size (memory at
+    warm-up), more breeds than 37 (an index past the breeds' names)."""
+    run_path = demo_runs_copy / "detection-scratch"
+    damaged_config(run_path, settings_image_size=64)
+    with pytest.raises(ModelLoadError, match=re.escape(
+            "detection-scratch: model.keras takes (32, 32, 3) and gives label (37), bbox (4), not the 64 px "
+            "images and label, bbox heads its config.json describes")):
+        load_model(load_run(run_path))
+    damaged_config(run_path, settings_image_size=32)
+    save_forty_breed_model(run_path / "model.keras")
+    with pytest.raises(ModelLoadError, match=re.escape("gives label (40), bbox (4), not the 32 px images")):
+        load_model(load_run(run_path))

@@ -1,6 +1,7 @@
 """The showcase stored with an experiment: which test images, at what size, with what truth, and
 how the pages' data falls back to it where the data is not on the machine."""
 import json
+import os
 import shutil
 
 import numpy as np
@@ -10,7 +11,7 @@ from PIL import Image
 from labcore.store import showcase
 from labcore.data import pipeline as data
 from labcore.settings import Settings
-from labcore.data.sources import folder_source, synthetic_source
+from labcore.data.sources import DataUnavailable, folder_source, synthetic_source
 
 
 def test_choice_is_fixed_by_the_seed_and_holds_every_breed():
@@ -142,3 +143,68 @@ def test_a_moved_tensorflow_datasets_experiment_shows_its_showcase(tfds_pets, tm
     away = showcase.experiment_images(experiment, elsewhere)  # never a download from a page
     assert away.stored and len(away.pool) == tfds_pets.folder.test
     assert {int(ex["label"]) for ex in data.raw_examples(away.source, "test", away.pool)} == {0, 1, 5}
+
+
+def test_a_new_seed_limit_or_data_makes_a_new_showcase(tmp_path):
+    settings = Settings(dataset="synthetic", limit=96, seed=0)
+    showcase.write_showcase(tmp_path, synthetic_source(96, 0), settings, count=8)
+    assert showcase.is_current(tmp_path, settings)
+    for other in (settings.with_overrides(seed=1), settings.with_overrides(limit=128),
+                  Settings(dataset="folder", data_dir="/photos", limit=96, seed=0)):
+        assert not showcase.is_current(tmp_path, other), other
+    assert showcase.is_current(tmp_path, settings.with_overrides(epochs=3, image_size=64))  # not the data: kept
+    before = [item["index"] for item in showcase.load_showcase(tmp_path).items]
+    reseeded = settings.with_overrides(seed=1)
+    showcase.ensure_showcase(tmp_path, synthetic_source(96, 1), reseeded, progress=lambda line: None)
+    assert showcase.is_current(tmp_path, reseeded)
+    assert [item["index"] for item in showcase.load_showcase(tmp_path).items] != before
+
+
+def _jpeg(path, size=(40, 30)) -> str:
+    Image.new("RGB", size, (90, 120, 60)).save(path, format="JPEG")
+    return str(path)
+
+
+@pytest.mark.parametrize("damage, reason", [
+    (lambda folder, item: item.update(image=_jpeg(folder.parent.parent / "secret.jpg")),
+     "its image '/"),  # an absolute path, to a real picture
+    (lambda folder, item: item.update(image=os.path.relpath(_jpeg(folder.parent.parent / "secret.jpg"), folder)),
+     "its image '../../secret.jpg' is not a file name of the showcase folder"),
+    (lambda folder, item: (folder.joinpath("link.jpg").symlink_to(_jpeg(folder.parent.parent / "secret.jpg")),
+                           item.update(image="link.jpg")),
+     "its image link.jpg is not a file of the showcase folder"),
+    (lambda folder, item: item.update(image=item["mask"]), "its image 00-mask.png is not a JPEG file"),
+    (lambda folder, item: _jpeg(folder / item["image"], (600, 450)),
+     "its pictures are not 512 px at most, or the mask is not the photo's size"),
+    (lambda folder, item: item.update(label=99), "its label is not one of the 37 breeds"),
+    (lambda folder, item: item.update(label=True), "its label is not one of the 37 breeds"),
+    (lambda folder, item: item.update(bbox=[0, 0, 2, 1]), "its head box is not four numbers from 0 to 1"),
+])
+def test_a_showcase_that_names_anything_but_its_own_pictures_is_refused_with_the_reason(tmp_path, damage, reason):
+    experiment = tmp_path / "runs" / "copied"
+    settings = Settings(dataset="synthetic", limit=96, seed=0)
+    showcase.write_showcase(experiment, synthetic_source(96, 0), settings, count=4)
+    folder = experiment / "showcase"
+    index = json.loads((folder / "showcase.json").read_text())
+    damage(folder, index["items"][0])
+    (folder / "showcase.json").write_text(json.dumps(index))
+    with pytest.raises(showcase.ShowcaseDamaged) as err:
+        showcase.load_showcase(experiment)
+    assert str(err.value).startswith(f"showcase/showcase.json, image 1: {reason}")
+
+    def no_data(settings):
+        raise DataUnavailable("the drawn pets are switched off")
+
+    with pytest.raises(showcase.ShowcaseUnavailable) as unavailable:  # what the pages say
+        showcase.experiment_images(experiment, settings, opener=no_data)
+    assert f"its stored test images cannot be used (showcase/showcase.json, image 1: {reason}" in str(unavailable.value)
+
+
+def test_a_showcase_folder_that_is_a_link_elsewhere_is_refused(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    showcase.write_showcase(elsewhere, synthetic_source(96, 0), Settings(dataset="synthetic", limit=96), count=4)
+    (tmp_path / "copied").mkdir()
+    (tmp_path / "copied" / "showcase").symlink_to(elsewhere / "showcase")
+    assert showcase.load_showcase(elsewhere) is not None
+    with pytest.raises(showcase.ShowcaseDamaged, match="not in the experiment's folder"):
+        showcase.load_showcase(tmp_path / "copied")

@@ -87,6 +87,13 @@ def experiment_picker() -> Experiment | None:
     st.query_params[EXPERIMENT_KEY] = chosen
     return by_key[chosen]
 
+def damage_note() -> None:
+    """Above every page: one line for each thing the chosen experiment's folder holds that cannot
+    be used, naming the file and why (labcore.store.experiments); the rest of it is shown."""
+    experiment = current_experiment()
+    for problem in experiment.problems if experiment else []:
+        st.error(escape(f"{experiment.name}: {problem}."), icon=":material/report:")
+
 def current_experiment() -> Experiment | None:
     by_key = {e.key: e for e in experiments()}
     return by_key.get(st.session_state.get(EXPERIMENT_KEY)) or next(iter(by_key.values()), None)
@@ -116,8 +123,8 @@ def provenance_note(experiment: Experiment) -> None:
     if experiment.settings:
         st.caption(f"Experiment **{escape(experiment.name)}**: {escape(experiment.provenance().sentence())}.")
     for run_id, diff in experiment.odd_runs().items():
-        st.warning(f"**{run_id}** was trained with other settings than the rest of **{escape(experiment.name)}**: "
-                   f"{'; '.join(diff)}.")
+        st.warning(f"**{escape(run_id)}** was trained with other settings than the rest of "
+                   f"**{escape(experiment.name)}**: {escape('; '.join(diff))}.")
 
 def other_provenance(runs: Sequence[Run]) -> None:
     """Provenance of every other experiment that the chosen runs come from."""
@@ -161,7 +168,7 @@ def show_problems(runs: Sequence[Run]) -> None:
     """One warning per damaged run; the others work as usual."""
     for run in runs:
         if run.problems:
-            st.warning(f"**{run.run_id}** is incomplete: {'; '.join(run.problems)}.")
+            st.warning(f"**{escape(run.run_id)}** is incomplete: {escape('; '.join(run.problems))}.")
 
 def shared_pets() -> Path | None:
     """The real 3-breed slice next to the project, where this machine has it."""

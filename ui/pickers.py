@@ -7,13 +7,15 @@ import streamlit as st
 
 from labcore.show.report import PRESETS
 from labcore.store.runs import Run
+from ui.display import escape
 from ui.experiments import other_runs
 
 
-def label_of(runs: Sequence[Run], long: bool = False):
-    """A format_func for run-key widgets: the run's label, with its experiment where `long`."""
+def label_of(runs: Sequence[Run], long: bool = False, markdown: bool = False):
+    """A format_func for run-key widgets: the run's label, with its experiment where `long`;
+    escaped for widgets that read their options as markdown (pills; not selectboxes)."""
     labels = {r.key: (r.long_label if long else r.label) for r in runs}
-    return lambda key: labels.get(key, key)
+    return lambda key: escape(labels.get(key, key)) if markdown else labels.get(key, key)
 
 def across_experiments_ui(key: str) -> list[Run]:
     """A toggle that adds other experiments' runs to a picker; returns those runs (or none)."""
@@ -74,5 +76,5 @@ def preset_many_picker(runs: Sequence[Run], key: str) -> list[Run]:
     st.columns([1, 2])[0].selectbox("Preset", ["all runs of this experiment"] + list(presets),
                                      key=f"{key}_preset", on_change=apply_preset)
     # Pills wrap onto more lines where a multiselect would hide the long run names.
-    chosen = st.pills("Runs", keys, selection_mode="multi", key=key, format_func=label_of(pool, long))
+    chosen = st.pills("Runs", keys, selection_mode="multi", key=key, format_func=label_of(pool, long, markdown=True))
     return [r for r in pool if r.key in chosen]

@@ -9,6 +9,7 @@ import streamlit as st
 from labcore.store import inflight
 from labcore.store.experiments import train_command
 from labcore.store.runs import Run, in_progress_runs
+from labcore.show.text import code_span
 from ui.display import escape
 from ui.experiments import StoreLook, current_experiment, experiments, runs_root, store_look
 
@@ -47,7 +48,7 @@ def _draw_status() -> None:
     if _store_state(look) != st.session_state.get(_SHOWN):
         st.rerun(scope="app")
     if holder and not any(t.state == "training" and t.pid == holder.get("pid") for t in look.plans):
-        st.info(f"train.py (process {holder.get('pid', '?')}) has started in **{escape(root)}**: it loads "
+        st.info(f"train.py (process {escape(holder.get('pid', '?'))}) has started in **{escape(root)}**: it loads "
                 "TensorFlow and the data, then measures its estimate…", icon=":material/hourglass_top:")
     unchecked = inflight.lock_unsupported(root)
     if unchecked:
@@ -69,8 +70,8 @@ def draw_training(training: "inflight.Training", root: Path) -> None:
         command = train_command(found.settings, found.name, root) if found and found.settings else None
         st.warning(f"The training of experiment **{name}** stopped before it finished (process "
                    f"{training.pid} is gone): {len(unfinished)} of {len(training.runs)} runs unfinished "
-                   f"({', '.join(unfinished)}). Run it again to resume from the last finished epoch"
-                   + (f": `{command}`" if command else "."), icon=":material/error:")
+                   f"({escape(', '.join(unfinished))}). Run it again to resume from the last finished epoch"
+                   + (f": {code_span(command)}" if command else "."), icon=":material/error:")
         return
     if training.state == "elsewhere":
         st.caption(f"Experiment **{name}** is being trained on {escape(training.host)} (process "
@@ -79,10 +80,10 @@ def draw_training(training: "inflight.Training", root: Path) -> None:
     epochs = sum(r.epochs for r in training.runs) or 1
     done = sum(r.epochs_done for r in training.runs)
     finished = training.of_state("finished")
-    running = ", ".join(f"**{r.run_id}** " + (f"epoch {r.epochs_done} of {r.epochs} done" if r.epochs_done
+    running = ", ".join(f"**{escape(r.run_id)}** " + (f"epoch {r.epochs_done} of {r.epochs} done" if r.epochs_done
                                               else "preparing (data, backbone, first steps)")
                         for r in training.of_state("training"))
-    queued = ", ".join(r.run_id for r in training.of_state("queued"))
+    queued = escape(", ".join(r.run_id for r in training.of_state("queued")))
     left = inflight.eta_text(training.eta_seconds)
     st.progress(min(done / epochs, 1.0),
                 text=f"Training experiment **{name}**: {len(finished)} of {len(training.runs)} runs finished, "

@@ -1,3 +1,4 @@
 """What the app and the export show: inference, Grad-CAM, per-breed figures, the report's tables and
-answers, data efficiency, examples, plots, the gallery and the HTML export. Imports store, model,
+answers, data efficiency, examples, plots, the gallery, the HTML export, and store text made safe
+to show (text). Imports store, model,
 data and the root, never train."""

@@ -18,6 +18,7 @@ from typing import Sequence
 from labcore.store.experiments import NOT_COMPARED, Experiment, epochs_text, runs_dir_words
 from labcore.store.runs import Run
 from labcore.settings import FULL_SPLIT_SIZES, INITS, METRIC_LABELS, PROFILES, REPORT_NUMBERS, settings_from_dict
+from labcore.show.text import plotly_text
 
 SWEEP_NAME = re.compile(r"^(?P<base>.+)-n(?P<size>[0-9]+)$")
 # The validation metrics drawn per task, its main one first (the one the task is about).
@@ -127,13 +128,14 @@ def train_images(experiment: Experiment) -> int:
 
 
 def hover_text(experiment: Experiment, run: Run, metric: str, value: float) -> str:
+    """The tooltip of a run's point: Plotly's own tags around the store's text, shown as text."""
     counts = run.config.get("dataset", {})
     settings = settings_from_dict(experiment.settings)
     limit = f"--limit {settings.limit}" if settings.limit else "no --limit"
     best = run.config.get("best_epoch")
-    return (f"<b>{experiment.name}</b> · {run.label}<br>val {METRIC_LABELS[metric]} {value:.4f}<br>"
-            f"{counts.get('train', '?')} train / {counts.get('val', '?')} val / {counts.get('test', '?')} test "
-            f"images ({limit})<br>{experiment.provenance().short()}<br>"
+    return (f"<b>{plotly_text(experiment.name)}</b> · {plotly_text(run.label)}<br>val {METRIC_LABELS[metric]} "
+            f"{value:.4f}<br>{counts.get('train', '?')} train / {counts.get('val', '?')} val / "
+            f"{counts.get('test', '?')} test images ({limit})<br>{plotly_text(experiment.provenance().short())}<br>"
             f"{epochs_text(run.epochs_run)} run" + (f", best {best}" if best else ""))
 
 

@@ -79,10 +79,18 @@ def esc(value) -> str:
 
 
 def markdown_line(text: str) -> str:
-    """The report's answers use **bold** and `code` only; escape the rest."""
-    out = html.escape(text)
-    out = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", out)
-    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
+    """The report's answers use **bold** and code spans only (fenced with as many backticks as
+    they need: labcore.show.text.code_span); escape the rest."""
+    return _INLINE.sub(lambda m: f"<code>{_code(m[2])}</code>" if m[1] else f"<strong>{m[3]}</strong>",
+                       html.escape(text))
+
+
+_INLINE = re.compile(r"(`+)(.+?)\1(?!`)|\*\*(.+?)\*\*")  # a code span (nothing inside is bold) or bold
+
+
+def _code(content: str) -> str:
+    """A code span's content: one space either side taken off where both are there (CommonMark)."""
+    return content[1:-1] if content.startswith(" ") and content.endswith(" ") and content.strip() else content
 
 
 def table(rows: Sequence[dict]) -> str:

@@ -10,6 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 from PIL import Image, ImageDraw, ImageFilter
 
+from labcore.show.text import plotly_text
+
 FONT_SIZE = 18
 # One colour per run, in the six runs' order; colour-blind safe (Okabe-Ito).
 RUN_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9")
@@ -70,10 +72,12 @@ def curve_figure(metric: str, runs: Sequence[tuple[str, Mapping[str, Sequence[fl
     `runs` is [(label, history)], drawn in `colours` (default: RUN_COLOURS in order). Each
     validation curve marks the best epoch (star, at the lowest val_loss) and the epochs where
     ReduceLROnPlateau lowered the learning rate (triangles). Markers sit on the smoothed curve.
-    The legend names each run once; without it, the page shows one key for all its charts."""
+    The legend names each run once; without it, the page shows one key for all its charts.
+    Labels and the title are shown as text (`plotly_text`): they come from the store."""
     fig = go.Figure()
     colours = colours or [RUN_COLOURS[n % len(RUN_COLOURS)] for n in range(len(runs))]
     for (label, history), colour in zip(runs, colours):
+        label = plotly_text(label)
         shown = False
         for split, key, dash in (("train", metric, "solid"), ("val", f"val_{metric}", "dash")):
             if key not in history:
@@ -92,7 +96,7 @@ def curve_figure(metric: str, runs: Sequence[tuple[str, Mapping[str, Sequence[fl
             drops = [e for e in lr_drops(history.get("lr", [])) if e <= len(y)]
             if drops:
                 fig.add_trace(_markers(drops, y, "triangle-down", 16, colour, label, "LR lowered"))
-    fig.update_layout(title=title or metric, xaxis_title="epoch")
+    fig.update_layout(title=plotly_text(title or metric), xaxis_title="epoch")
     fig.update_xaxes(dtick=max(1, _longest(runs) // 10))
     return projector_layout(fig).update_layout(showlegend=legend)
 

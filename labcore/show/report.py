@@ -14,6 +14,7 @@ import numpy as np
 from labcore.show.plots import best_epoch
 from labcore.store.runs import Run
 from labcore.settings import METRIC_LABELS, METRICS, REPORT_NUMBERS, TASKS
+from labcore.show.text import code_span
 
 # Pairs of runs the app offers as one click: (first, second).
 PRESETS: dict[str, tuple[str, str]] = {
@@ -247,4 +248,4 @@ def train_hint(runs: Sequence[Run], missing: Sequence[str]) -> str:
         return f"Train {'it' if len(missing) == 1 else 'them'} with `python train.py --profile demo`."
     folder = runs[0].path.parent
     command = train_command(stored, folder.name, folder.parent, missing)
-    return f"Train {'it' if len(missing) == 1 else 'them'} with `{command}`."
+    return f"Train {'it' if len(missing) == 1 else 'them'} with {code_span(command)}."

@@ -109,6 +109,6 @@ def load_confusion(run_path: Path | str) -> dict[str, Confusion]:
         raise ConfusionUnavailable(f"{path} is unreadable ({type(err).__name__}); retrain the run "
                                    "to write it again") from err
     n = len(classes)
-    if n != NUM_CLASSES or any(c.shape != (n, n) or (c < 0).any() for c in splits.values()):
-        raise ConfusionUnavailable(f"{path} does not hold {NUM_CLASSES}x{NUM_CLASSES} counts")
+    if classes != BREEDS or any(c.shape != (n, n) or (c < 0).any() for c in splits.values()):
+        raise ConfusionUnavailable(f"{path} does not hold {NUM_CLASSES}x{NUM_CLASSES} counts of the dataset's breeds")
     return {name: Confusion(counts, classes) for name, counts in splits.items()}

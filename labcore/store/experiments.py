@@ -9,6 +9,10 @@ folder; nothing is moved.
 
 This module also says where an experiment's numbers came from (its provenance) and why they
 cannot stand beside the report's (`not_comparable`).
+
+A folder may come from anyone (a USB stick): what cannot be used (experiment.json's settings out
+of range, a run whose config.json cannot be that run's, a plan naming other runs) is left out
+and named in the experiment's `problems`, one line each, for its pages to show.
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from labcore.store.runs import DEFAULT_RUNS_DIR, Run, list_runs, partial_runs, read_json, resolve_runs_dir, write_json
-from labcore.settings import FULL_SPLIT_SIZES, PROFILES, RUN_IDS, Settings, settings_from_dict
+from labcore.settings import FULL_SPLIT_SIZES, PROFILES, RUN_IDS, Settings, SettingsError, settings_from_dict
 
 EXPERIMENT_FILE = "experiment.json"
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -52,6 +56,7 @@ class Experiment:
     runs: list[Run] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=dict)  # experiment.json, else the first run's
     legacy: bool = False  # runs directly in the root, from before experiments
+    problems: list[str] = field(default_factory=list)  # what in the folder is left out, and why
 
     @property
     def key(self) -> str:
@@ -75,7 +80,7 @@ class Experiment:
 
     def describe(self) -> str:
         """One line for a picker: 'demo — drawn pets, 64 px, 6 epochs, synthetic-pretext, 2026-11-25'."""
-        suffix = " (older layout)" if self.legacy else ""
+        suffix = (" (older layout)" if self.legacy else "") + (" (damaged)" if self.problems else "")
         if not self.settings:
             return f"{self.name}{suffix} — no finished run yet"
         return f"{self.name}{suffix} — {self.provenance().short()}"
@@ -166,7 +171,8 @@ def not_comparable(p: Provenance) -> list[str]:
 
 
 def synthetic_warning(experiment: str) -> str:
-    """What a live prediction from a run that learned drawn pets is worth, and the way out."""
+    """What a live prediction from a run that learned drawn pets is worth, and the way out, as
+    markdown (`experiment`, a folder's name, comes escaped for it)."""
     return (f"The models of **{experiment}** learned drawn pets: their guess on a real photo means "
             "nothing. Train on the real data with `python train.py --profile quick` (tensorflow-datasets), "
             "or `--dataset folder --data-dir PATH` for the unpacked archives.")
@@ -185,13 +191,39 @@ def experiment_path(root: Path | str, name: str) -> Path:
 
 
 def load_experiment(path: Path | str, legacy: bool = False) -> Experiment:
+    from labcore.store.inflight import PLAN_FILE, read_training
+
     path = Path(path)
-    runs = list_runs(path)
+    problems = []
+    runs = []
+    for run in list_runs(path):
+        if run.refused:
+            problems.append(f"{run.run_id}/config.json: {run.refused}; the run is left out")
+        else:
+            runs.append(run)
+    settings = _recorded_settings(path, problems)
+    if not settings:
+        settings = next((r.config["settings"] for r in runs if isinstance(r.config.get("settings"), dict)), {})
+    if (path / ".partial" / PLAN_FILE).is_file() and read_training(path) is None:
+        problems.append(f".partial/{PLAN_FILE} cannot be read or names runs that are not the six; it is ignored")
+    return Experiment(name=path.name, path=path, runs=runs, settings=settings, legacy=legacy, problems=problems)
+
+
+def _recorded_settings(path: Path, problems: list[str]) -> dict[str, Any] | None:
+    """experiment.json's settings where they can be used; else None, and the reason in `problems`."""
+    if not (path / EXPERIMENT_FILE).is_file():
+        return None
     stored = read_json(path / EXPERIMENT_FILE)
     settings = stored.get("settings") if isinstance(stored, dict) else None
-    if not isinstance(settings, dict):
-        settings = next((r.config["settings"] for r in runs if isinstance(r.config.get("settings"), dict)), {})
-    return Experiment(name=path.name, path=path, runs=runs, settings=settings, legacy=legacy)
+    if settings is None:
+        problems.append(f"{EXPERIMENT_FILE} cannot be read or holds no settings")
+        return None
+    try:
+        settings_from_dict(settings)
+    except SettingsError as err:
+        problems.append(f"{EXPERIMENT_FILE}: {err}; it is ignored")
+        return None
+    return settings
 
 
 def list_experiments(root: Path | str) -> list[Experiment]:

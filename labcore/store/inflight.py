@@ -37,6 +37,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol, Sequence
 
+from labcore.settings import RUNS
 from labcore.store.runs import read_json, write_json
 
 LOCK_FILE = ".training.lock"  # in the runs root
@@ -249,6 +250,8 @@ def read_training(experiment: Path | str, now: float | None = None) -> Training 
         pid, host, started = int(plan["pid"]), str(plan["host"]), float(plan["started"])
     except (TypeError, KeyError, ValueError, AttributeError):
         return None
+    if not _plausible(lanes, estimates, pid, started):
+        return None
     now = time.time() if now is None else now
     finished = {run_id: _finished_at(experiment / run_id) for lane in lanes for run_id in lane}
     finished = {k: v for k, v in finished.items() if v is not None and v[0] >= started - 1}
@@ -287,6 +290,13 @@ def read_training(experiment: Path | str, now: float | None = None) -> Training 
         state = "training" if alive else "stopped"
     return Training(experiment, state, pid, host, started, runs,
                     max(lane_left) if state == "training" and lane_left else None)
+
+
+def _plausible(lanes: list[list[str]], estimates: dict[str, tuple[float, int]], pid: int, started: float) -> bool:
+    """A plan's values within reason (a copied folder can hold anything): its run ids become
+    paths, its pid a signal's target, its times and epochs a clock and a progress bar."""
+    return ({r for lane in lanes for r in lane} | set(estimates) <= set(RUNS) and 0 < pid < 2**31
+            and 0 <= started < 1e11 and all(0 <= s < 1e9 and 0 <= e <= 10_000 for s, e in estimates.values()))
 
 
 def _run_left(by_estimate: float, epochs_left: int, epoch_seconds) -> float:

@@ -2,18 +2,24 @@
 `model.keras` (labcore.store.experiments knows the experiments under a runs root).
 
 Reading is forgiving: a missing or corrupt file in one run is reported on that run (its
-`problems`) and never stops the others from loading.
+`problems`) and never stops the others from loading. Reading is also wary: a folder may have
+been copied from anyone, so a config.json whose values cannot be this run's (another task, a
+setting out of range, a value of the wrong type) makes the run `refused`, with the reason,
+and its config is not used.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from labcore.settings import RUN_IDS, RUNS
+from labcore.settings import NUM_CLASSES, RUN_IDS, RUNS, TASK_BACKBONES, TASK_OUTPUTS, SettingsError, \
+    settings_from_dict
 
 DEFAULT_RUNS_DIR = "runs"
 RUNS_DIR_ENV = "PETLAB_RUNS_DIR"
@@ -27,6 +33,13 @@ def resolve_runs_dir(given: Path | str) -> Path:
     folder (`streamlit run ~/petlab/app.py` from `~` reads ~/petlab/runs, where the app's
     train.py writes)."""
     return Path(os.path.normpath(PROJECT_DIR / Path(given).expanduser()))
+WEIGHT_ORIGINS = ("imagenet", "synthetic-pretext", "none")
+SERIES_NAME = re.compile(r"^[A-Za-z0-9_]{1,64}$")  # a Keras loss or metric name, `lr`, `epoch_seconds`
+# The config.json values the app reads, and their types (null counts as absent).
+CONFIG_TYPES: dict[str, type | tuple[type, ...]] = {
+    "task": str, "init": str, "weights": str, "backbone": str, "outputs": list, "settings": dict, "dataset": dict,
+    "versions": dict, "parameters": int, "best_epoch": int, "epochs_run": int, "seed": int,
+    "train_seconds": (int, float), "finished": str}
 
 
 def default_runs_dir() -> Path:
@@ -64,6 +77,7 @@ class Run:
     history: dict[str, list[float]] = field(default_factory=dict)
     metrics: dict[str, dict[str, float]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    refused: str | None = None  # why its config.json cannot be used (then `config` is empty)
 
     @property
     def task(self) -> str:
@@ -142,19 +156,83 @@ def _read_json(path: Path, problems: list[str], expect: type) -> Any:
 def _clean_history(history: dict, problems: list[str]) -> dict[str, list[float]]:
     clean = {}
     for key, values in history.items():
-        if isinstance(values, list) and all(isinstance(v, (int, float)) for v in values):
+        if not SERIES_NAME.match(key):
+            problems.append(f"history.json: a series named {_quoted(key)} is not a metric name")
+        elif isinstance(values, list) and all(_number(v) for v in values):
             clean[key] = [float(v) if math.isfinite(v) else float("nan") for v in values]
         else:
             problems.append(f"history.json: {key} is not a list of numbers")
     return clean
 
 
+def _clean_metrics(metrics: dict, problems: list[str]) -> dict[str, dict[str, float]]:
+    """metrics.json's splits, each {metric name: number}; anything else named in `problems`."""
+    clean = {}
+    for split, values in metrics.items():
+        if not isinstance(values, dict):
+            problems.append(f"metrics.json: {_quoted(split)} is not a table of metrics")
+            continue
+        clean[split] = {k: float(v) for k, v in values.items() if _number(v)}
+        if len(clean[split]) < len(values):
+            problems.append(f"metrics.json: a {_quoted(split)} value is not a number")
+    return clean
+
+
+def check_config(run_id: str, config: dict) -> str | None:
+    """Why a run folder's config.json cannot be this run's, or None where it can: the values the
+    app reads must have their types, name this run's task, start and heads, and hold settings
+    in range (labcore.settings.settings_from_dict)."""
+    if run_id not in RUNS:
+        return f"{_quoted(run_id)} is not one of the six runs"
+    spec = RUNS[run_id]
+    for key, kind in CONFIG_TYPES.items():
+        value = config.get(key)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            return f"{key} is a {type(value).__name__}"
+    try:
+        settings = settings_from_dict(config.get("settings"))
+    except SettingsError as err:
+        return f"settings: {err}"
+    expected = {"task": spec.task, "init": spec.init, "outputs": list(spec.outputs),
+                "backbone": settings.extra.get("backbone", TASK_BACKBONES[spec.task])}
+    for key, value in expected.items():
+        if config.get(key) not in (None, value):
+            return f"{key} is {_quoted(config[key])}, not {_quoted(value)} as {run_id} has"
+    if config.get("weights") not in (None, *WEIGHT_ORIGINS):
+        return f"weights is {_quoted(config['weights'])}, not one of {', '.join(WEIGHT_ORIGINS)}"
+    dataset = config.get("dataset") or {}
+    if not all(isinstance(dataset.get(k), str) for k in ("source", "description") if k in dataset) or \
+            not all(_number(dataset.get(k)) and dataset[k] >= 0 for k in ("train", "val", "test") if k in dataset):
+        return "dataset does not hold its source, description and image counts"
+    for key in ("parameters", "best_epoch", "epochs_run", "train_seconds"):
+        if not 0 <= (config.get(key) or 0) < math.inf:
+            return f"{key} is {_quoted(config[key])}, not a count or a time"
+    try:
+        datetime.fromisoformat(config.get("finished") or "2000-01-01")
+    except ValueError:
+        return "finished is not a date and time"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _quoted(value: Any) -> str:
+    """A stored value in a message: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
 def load_run(path: Path) -> Run:
     path = Path(path)
     run = Run(run_id=path.name, path=path)
-    run.config = _read_json(path / "config.json", run.problems, dict)
+    config = _read_json(path / "config.json", run.problems, dict)
+    run.refused = check_config(run.run_id, config)
+    # A null reads as absent: the pages ask `config.get(key, default)`.
+    run.config = {} if run.refused else {k: v for k, v in config.items() if v is not None}
     run.history = _clean_history(_read_json(path / "history.json", run.problems, dict), run.problems)
-    run.metrics = _read_json(path / "metrics.json", run.problems, dict)
+    run.metrics = _clean_metrics(_read_json(path / "metrics.json", run.problems, dict), run.problems)
     if not (path / "model.keras").is_file():
         run.problems.append("model.keras is missing")
     return run
@@ -198,15 +276,42 @@ class ModelLoadError(RuntimeError):
 
 
 def load_model(run: Run):
-    """The run's Keras model, loaded in safe mode (no arbitrary code from the file)."""
+    """The run's Keras model, loaded in safe mode (no arbitrary code from the file), and only if
+    it takes the image size and gives the heads its config.json describes (`check_model`)."""
     import keras
 
     from labcore.model import metrics  # noqa: F401 - registers the custom loss and metric
 
+    if run.refused:
+        raise ModelLoadError(f"{run.run_id}: config.json cannot be used ({run.refused})")
     if not run.has_model:
         raise ModelLoadError(f"{run.run_id}: model.keras is missing or empty")
     try:
-        return keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
+        model = keras.saving.load_model(run.model_path, compile=False, safe_mode=True)
     except Exception as err:  # a damaged zip, a wrong file: any failure means "unusable"
         raise ModelLoadError(f"{run.run_id}: model.keras cannot be loaded "
                              f"({type(err).__name__}: {str(err).splitlines()[0][:160] if str(err) else ''})") from err
+    check_model(model, run)
+    return model
+
+
+def check_model(model, run: Run) -> None:
+    """Raises ModelLoadError unless `model` takes square RGB images of the run's size and gives
+    exactly its task's heads: 37 breeds, 4 box corners, a mask of the input's size. A copied
+    model.keras can be anything: a larger input than its config says is memory the app would
+    spend warming it up, more classes than 37 an index past the breeds' names."""
+    settings = settings_from_dict(run.config.get("settings"))
+    size = run.image_size
+    heads = {"label": (None, NUM_CLASSES), "bbox": (None, 4), "mask": (None, size, size, settings.mask_classes)}
+    expected = {name: heads[name] for name in TASK_OUTPUTS[run.task]}
+    outputs = model.output if isinstance(model.output, dict) else {}
+    got = {name: tuple(tensor.shape) for name, tensor in outputs.items()}
+    shape = model.input_shape
+    if shape != (None, size, size, 3) or got != expected:
+        raise ModelLoadError(f"{run.run_id}: model.keras takes {_shape_text(shape)} and gives "
+                             f"{', '.join(f'{k} {_shape_text(v)}' for k, v in got.items()) or 'no named heads'}, "
+                             f"not the {size} px images and {', '.join(expected)} heads its config.json describes")
+
+
+def _shape_text(shape) -> str:
+    return str(tuple(shape)).replace("None, ", "")[:60] if isinstance(shape, tuple) else "several inputs"

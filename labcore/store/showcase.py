@@ -12,10 +12,16 @@ an experiment trained before it existed, on a machine that has the data.
 
 `experiment_images` is what the pages and the export use: the experiment's data where this machine
 has it, else its showcase, with one caption saying which.
+
+A showcase may come from anyone (a copied folder): `load_showcase` shows only plain file names of
+its own folder (no path, no `..`, no link), JPEG photos and PNG masks at display size, and the
+37 breeds' labels; anything else makes the whole showcase `ShowcaseDamaged`, with the reason.
 """
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import shlex
 import shutil
 import sys
@@ -28,7 +34,7 @@ import numpy as np
 from PIL import Image
 
 from labcore.store.runs import read_json, write_json
-from labcore.settings import Settings
+from labcore.settings import NUM_CLASSES, Settings
 
 SHOWCASE_DIR = "showcase"
 INDEX_FILE = "showcase.json"
@@ -37,6 +43,11 @@ LONGEST_SIDE = 512
 JPEG_QUALITY = 85
 # What names the data a showcase was drawn from: another value means another showcase.
 IDENTITY = ("dataset", "data_dir", "limit", "seed")
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # a file of the showcase folder itself
+
+
+class ShowcaseDamaged(ValueError):
+    """showcase.json lists something that cannot be shown; the message names the file and why."""
 
 
 class ShowcaseUnavailable(RuntimeError):
@@ -145,10 +156,10 @@ class Showcase:
 
     def example(self, position: int) -> dict:
         item = self.items[position]
-        image = np.asarray(Image.open(self.path / item["image"]).convert("RGB"))
-        mask = (np.asarray(Image.open(self.path / item["mask"]).convert("L")) > 0).astype(np.uint8)[..., None]
+        image = np.asarray(Image.open(self.path / item["image"], formats=["JPEG"]).convert("RGB"))
+        mask = np.asarray(Image.open(self.path / item["mask"], formats=["PNG"]).convert("L")) > 0
         box = item.get("bbox")
-        return {"image": image, "label": np.int32(item["label"]), "mask": mask,
+        return {"image": image, "label": np.int32(item["label"]), "mask": mask.astype(np.uint8)[..., None],
                 "bbox": np.array(box if box else [0.0] * 4, np.float32),
                 "has_box": np.float32(1.0 if box else 0.0)}
 
@@ -170,16 +181,49 @@ class Showcase:
 
 
 def load_showcase(experiment: Path | str) -> Showcase | None:
-    """The experiment's showcase, or None where it has none (or an unreadable one)."""
+    """The experiment's showcase, or None where it has none. Raises ShowcaseDamaged where its
+    showcase.json cannot be read or lists anything but its own pictures (see the module's docstring)."""
     path = folder(experiment)
+    if not (path / INDEX_FILE).is_file():
+        return None
+    where = f"{SHOWCASE_DIR}/{INDEX_FILE}"
     index = read_json(path / INDEX_FILE)
-    if not isinstance(index, dict) or not isinstance(index.get("items"), list) or not index["items"]:
-        return None
-    items = index["items"]
-    if not all(isinstance(i, dict) and (path / str(i.get("image"))).is_file()
-               and (path / str(i.get("mask"))).is_file() for i in items):
-        return None
-    return Showcase(path, items, str(index.get("source", "")))
+    if path.is_symlink() or not isinstance(index, dict) or not isinstance(index.get("items"), list) \
+            or not index["items"]:
+        raise ShowcaseDamaged(f"{where} cannot be read, lists no images or is not in the experiment's folder")
+    for n, item in enumerate(index["items"]):
+        problem = _item_problem(path, item)
+        if problem:
+            raise ShowcaseDamaged(f"{where}, image {n + 1}: {problem}")
+    return Showcase(path, index["items"], str(index.get("source", "")))
+
+
+def _item_problem(path: Path, item) -> str | None:
+    """Why one entry of showcase.json cannot be shown, or None where it can."""
+    if not isinstance(item, dict):
+        return "not a description of an image"
+    files = {}
+    for key, kind in (("image", "JPEG"), ("mask", "PNG")):
+        name = item.get(key)
+        if not isinstance(name, str) or not FILE_NAME.match(name):
+            return f"its {key} {str(name)[:40]!r} is not a file name of the showcase folder"
+        if (path / name).is_symlink() or not (path / name).is_file():
+            return f"its {key} {name} is not a file of the showcase folder"
+        try:
+            with Image.open(path / name, formats=[kind]) as picture:
+                files[key] = picture.size
+        except (OSError, SyntaxError, ValueError):
+            return f"its {key} {name} is not a {kind} file"
+    if max(files["image"]) > LONGEST_SIDE or files["mask"] != files["image"]:
+        return f"its pictures are not {LONGEST_SIDE} px at most, or the mask is not the photo's size"
+    label, box = item.get("label"), item.get("bbox")
+    if not isinstance(label, int) or isinstance(label, bool) or not 0 <= label < NUM_CLASSES:
+        return f"its label is not one of the {NUM_CLASSES} breeds"
+    if box is not None and not (isinstance(box, list) and len(box) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+            for v in box)):
+        return "its head box is not four numbers from 0 to 1"
+    return None
 
 
 def stored_caption(count: int) -> str:
@@ -210,13 +254,16 @@ def experiment_images(experiment: Path | str, settings: Settings,
     try:
         source = (opener or open_source)(settings)
     except DataUnavailable as err:
-        showcase = load_showcase(experiment)
+        name = Path(experiment).name
+        try:
+            showcase, why = load_showcase(experiment), "no test images are stored with it"
+        except ShowcaseDamaged as damaged:
+            showcase, why = None, f"its stored test images cannot be used ({damaged})"
         if showcase is None:
-            name = Path(experiment).name
             raise ShowcaseUnavailable(
-                f"The data of experiment '{name}' is not on this machine ({err}), and no test images are "
-                "stored with it: store them on the machine that has the data with the command below "
-                "(then copy the experiment again), or retrain it here.",
+                f"The data of experiment '{name}' is not on this machine ({err}), and {why}: store them "
+                "on the machine that has the data with the command below (then copy the experiment "
+                "again), or retrain it here.",
                 f"python -m labcore.store.showcase --experiment {shlex.quote(name)}  # --runs-dir ROOT, if not runs/"
             ) from err
         source = showcase.source()
