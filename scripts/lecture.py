@@ -347,16 +347,10 @@ def report(rounds: list[Round], forward: tuple[float, int, list[int]] | None, ex
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs-dir", type=Path, default=load.ROOT / "runs", help="the runs root to serve")
-    parser.add_argument("--experiment", help="the experiment whose live page is loaded (default: the newest)")
+    load.add_server_arguments(parser)
     parser.add_argument("--sessions", type=int, nargs="+", default=[30], help="sessions uploading at once, per round")
     parser.add_argument("--app-root", type=Path, default=load.ROOT,
                         help="the checkout whose app.py is served (e.g. an older one, for before figures)")
-    parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
-                        help="environment for the server (repeatable)")
-    parser.add_argument("--timeout", type=float, default=600, help="seconds any one wait may take")
-    parser.add_argument("--no-forward", action="store_true", help="skip timing the forward passes")
-    parser.add_argument("--json", type=Path, help="also write every figure here")
     args = parser.parse_args(argv)
     experiment, runs = load.experiment_runs(args.runs_dir, args.experiment)
     env = dict(item.split("=", 1) for item in args.env)

@@ -121,15 +121,16 @@ def wait_healthy(url: str, timeout: float) -> bool:
 
 @contextlib.contextmanager
 def serve(runs_dir: Path, env: dict[str, str] | None = None, timeout: float = 120,
-          app_root: Path = ROOT) -> Iterator[Server]:
-    """`streamlit run app.py` on 127.0.0.1 and a free port, on this run store, until the block
-    ends; the app of `app_root` (another checkout, for figures of older code)."""
-    port = free_port()
+          app_root: Path = ROOT, address: str = "127.0.0.1", port: int | None = None) -> Iterator[Server]:
+    """`streamlit run app.py` on `address` (127.0.0.1; 0.0.0.0 to be reached from the network
+    too) and `port` (a free one by default), on this run store, until the block ends; the app
+    of `app_root` (another checkout, for figures of older code). Its URL is the loopback one."""
+    port = free_port() if port is None else port
     environment = {**os.environ, "PETLAB_RUNS_DIR": str(runs_dir), **(env or {})}
     log = tempfile.TemporaryFile(mode="w+")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+         "--server.address", address, "--browser.gatherUsageStats", "false"],
         cwd=app_root, env=environment, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -360,20 +361,26 @@ def report(result: LoadResult, forward: tuple[float, int, list[int]] | None, seq
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options this script and scripts/lecture.py share: the store, the experiment, the
+    server's environment, the waits, the forward-pass timing and the JSON file."""
     parser.add_argument("--runs-dir", type=Path, default=ROOT / "runs", help="the runs root to serve")
     parser.add_argument("--experiment", help="the experiment whose live page is loaded (default: the newest)")
-    parser.add_argument("--url", help="use this running server (http://127.0.0.1:PORT) instead of starting one")
-    parser.add_argument("--pid", type=int, help="with --url: the server's process id, for its CPU and memory")
-    parser.add_argument("--sessions", type=int, default=10, help="sessions uploading at the same moment")
-    parser.add_argument("--sequential", type=int, metavar="K",
-                        help="instead: one tab uploads K photos in turn, reloading the page before each")
     parser.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the server this script starts (repeatable)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds any one wait may take")
     parser.add_argument("--no-forward", action="store_true", help="skip timing the forward passes")
     parser.add_argument("--json", type=Path, help="also write every figure here")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_server_arguments(parser)
+    parser.add_argument("--url", help="use this running server (http://127.0.0.1:PORT) instead of starting one")
+    parser.add_argument("--pid", type=int, help="with --url: the server's process id, for its CPU and memory")
+    parser.add_argument("--sessions", type=int, default=10, help="sessions uploading at the same moment")
+    parser.add_argument("--sequential", type=int, metavar="K",
+                        help="instead: one tab uploads K photos in turn, reloading the page before each")
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         print(f"load.py: {CHROMIUM} is missing (apt-get install chromium)", file=sys.stderr)

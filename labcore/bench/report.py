@@ -137,7 +137,7 @@ def render_parts(figures: dict[str, Any]) -> list[str]:
             f"(+{mem['models_mb']:.0f} MB)"]
 
     out += ["", "6. Pretrained run, one epoch after the first (train + validation): cached features vs images "
-                f"(median of interleaved epochs after a warm-up epoch each)"]
+                "(median of interleaved epochs after a warm-up epoch each)"]
     if figures["feature_cache"]:
         rows = [("task", "backbone", "px", "train/val", "images s", "cached s", "speed-up", "images CPU s",
                  "cached CPU s", "CPU speed-up", "features once s")]
