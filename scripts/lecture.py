@@ -54,6 +54,7 @@ import load  # noqa: E402  (scripts/load.py: serving, photos, process figures, t
 ANSWER = re.compile(r"\d+ ms$")  # the caption under each model's answer ends with its time
 QUEUED = re.compile(r"^queued: (\d+) ahead$")
 PAGE = "live"
+SETTLE_S = 5.0  # after the class has left: the server's batches trimmed (labcore.show.batcher), sessions gone
 
 
 # --------------------------------------------------------------------------- one session
@@ -256,10 +257,11 @@ class Round:
     upload_cpu_s: float
     rss_start_mb: float  # the server before any session (no model loaded)
     rss_before_mb: float  # after the warm-up upload, before the N sessions
-    rss_after_mb: float  # after the N uploads
+    rss_after_mb: float  # after the N uploads, the sessions still open
     client_cpu_s: float  # this script's CPU during the uploads
     upload_wall_s: float
     load_average: tuple[float, float]
+    rss_settled_mb: float = 0.0  # SETTLE_S after the sessions closed: what the class leaves behind
 
     @property
     def answered(self) -> list[float]:
@@ -299,8 +301,10 @@ async def lecture(server: load.Server, experiment: str | None, photos: list[Path
         wall, client = time.perf_counter() - start, own_cpu_seconds() - client0
         cpu2, rss_after = load.process_stats(server.pid)
         await asyncio.gather(*(s.close() for s in sessions))
+        await asyncio.sleep(SETTLE_S)
+        _, rss_settled = load.process_stats(server.pid)
     return Round(len(photos), list(outcomes), cpu1 - cpu0, cpu2 - cpu1, rss_start, rss_before, rss_after, client,
-                 wall, (load_start, os.getloadavg()[0]))
+                 wall, (load_start, os.getloadavg()[0]), rss_settled)
 
 
 def row(r: Round, forward_s: float | None) -> dict[str, str]:
@@ -319,6 +323,7 @@ def row(r: Round, forward_s: float | None) -> dict[str, str]:
         "CPU-s / upload": f"{r.cpu_per_upload_s:.3f}",
         "/ forwards": f"{r.cpu_per_upload_s / forward_s:.2f}x" if forward_s else "-",
         "RSS MB before -> after": f"{r.rss_before_mb:.0f} -> {r.rss_after_mb:.0f} (+{r.rss_after_mb - r.rss_before_mb:.0f})",
+        "settled": f"+{r.rss_settled_mb - r.rss_before_mb:.0f}",
         "told queued (most ahead)": f"{len(queued)} ({max(queued, default=0)})",
         "client share of cores": f"{r.client_share:.0%}",
         "load avg": f"{r.load_average[0]:.1f} -> {r.load_average[1]:.1f}",

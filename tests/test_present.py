@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from labcore.show.board import breed_choices
+from labcore.show.board import DRAWN_PETS_NOTE, breed_choices
 from labcore.store.runs import RUNS_DIR_ENV
 from test_app import PAGES, ROOT, TIMEOUT, downloads, texts  # noqa: F401 (a fixture)
 from ui import board as board_ui
@@ -100,6 +100,17 @@ def test_live_puts_each_photo_on_the_board_once_with_its_breed_and_no_photo_with
     tally = the_board(demo_store).board.tally()
     assert (tally.pets, tally.labelled, len(tally.thumbnails)) == (2, 1, 1)
     assert "On the class board: 2 pets so far. Your pet is on it (breed: not sure)." in texts(at)
+
+
+def test_the_board_says_models_of_drawn_pets_never_saw_a_photo_and_says_nothing_of_photo_models(
+        two_experiments, monkeypatch):
+    for experiment, drawn in (("demo", True), ("photos", False)):
+        board_ui.shared(str(two_experiments / experiment)).board.record(
+            "someone", "p1", {"detection-scratch": (1, 2, 3, 4, 5)}, breed=1)
+        at = open_at(PRESENT, two_experiments, monkeypatch, slide="99", experiment=experiment)
+        assert titles(at) == ["The class board"] and "1 pet on the board" in texts(at), experiment
+        assert [w.value for w in at.warning] == ([DRAWN_PETS_NOTE] if drawn else []), experiment
+        assert len(at.table) == 2  # the accuracy on the named breed, each model's favourite
 
 
 def test_a_visitor_gets_no_controls_and_a_click_from_one_is_refused(demo_store, monkeypatch):

@@ -121,3 +121,27 @@ def test_one_look_at_the_store_serves_every_session_for_a_moment(tmp_path, monke
     experiments.forget_store_look()
     experiments.store_look()
     assert len(reads) == 2
+
+
+def test_the_apps_options_are_parsed_once_per_command_line(monkeypatch):
+    """runs_root and the join code read them on every page run: parsed once, not per run (a
+    parser per call was a tenth of the server's CPU with 60 sessions), yet a changed command
+    line is read anew."""
+    import argparse
+    import sys
+
+    from ui import options
+    from ui.experiments import runs_root
+    from ui.join import public_url
+
+    made = []
+    real = argparse.ArgumentParser.__init__
+    monkeypatch.setattr(argparse.ArgumentParser, "__init__", lambda self, *a, **k: (made.append(1), real(self, *a, **k))[1])
+    monkeypatch.setattr(sys, "argv", ["app.py", "--runs-dir", "/tmp/lab-a", "--public-url", "https://pets.example.org"])
+    options._parsed.cache_clear()
+    for _ in range(3):
+        assert str(runs_root()) == "/tmp/lab-a" and public_url() == "https://pets.example.org"
+    assert len(made) == 1
+    monkeypatch.setattr(sys, "argv", ["app.py", "--runs-dir", "/tmp/lab-b"])
+    monkeypatch.delenv("PETLAB_PUBLIC_URL", raising=False)
+    assert str(runs_root()) == "/tmp/lab-b" and public_url() is None and len(made) == 2

@@ -110,23 +110,27 @@ def _board_body(experiment: Experiment) -> None:
     refusal = st.session_state.pop(_REFUSAL, None)
     if refusal:
         st.error(refusal)
+    # One row for the count and the presenter's controls, and the two tables side by side: the
+    # slide then fits a 1280 x 720 projector without scrolling.
+    count, mode, buttons = st.columns([3, 3, 2], vertical_alignment="center")
+    count.markdown(f"## {plural(got.pets, 'pet')} on the board")
     if is_presenter():
-        presenter_controls(experiment, got)
-    st.markdown(f"## {plural(got.pets, 'pet')} on the board")
+        presenter_controls(experiment, got, mode, buttons)
     if experiment.settings and not experiment.provenance().real:
         st.warning(DRAWN_PETS_NOTE, icon=":material/warning:")
     if not got.shown:
         st.info("The models' answers are hidden until the presenter reveals them: guess first which ones do best!")
         return
+    accuracy, favourites = st.columns([3, 2])
     if got.labelled:
-        st.markdown(f"**Breed accuracy on the {got.labelled} pets whose breed the class named**")
-        st.table(pd.DataFrame(got.accuracy_rows()).set_index("task"))
+        accuracy.markdown(f"**Breed accuracy on the {plural(got.labelled, 'pet')} whose breed the class named**")
+        accuracy.table(pd.DataFrame(got.accuracy_rows()).set_index("task"))
     else:
-        st.caption("No pet has a named breed yet: answer \"What breed is it?\" on the Live page.")
+        accuracy.caption("No pet has a named breed yet: answer \"What breed is it?\" on the Live page.")
     rows = got.top_breed_rows()
     if rows:
-        st.markdown("**Each model's favourite breed across the pets**")
-        st.table(pd.DataFrame(rows).set_index("model"))
+        favourites.markdown("**Each model's favourite breed**")
+        favourites.table(pd.DataFrame(rows).set_index("model"))
     picture = _mosaic(str(experiment.path), got.version, got.thumbnails)
     if picture:
         st.image(picture, caption=f"{len(got.thumbnails)} photos shared by their owners (the newest first)",
@@ -141,16 +145,16 @@ def _mosaic(experiment: str, version: int, _thumbnails: tuple[bytes, ...]) -> by
     return mosaic(_thumbnails)
 
 
-def presenter_controls(experiment: Experiment, got: Tally) -> None:
-    """Reset, "live" or "after I reveal it", and the reveal: drawn for the presenter only."""
-    columns = st.columns([3, 2, 2])
+def presenter_controls(experiment: Experiment, got: Tally, mode, buttons) -> None:
+    """"live" or "after I reveal it" in `mode`, the reveal and the reset in `buttons`: drawn
+    for the presenter only."""
     if st.session_state.get("board_mode") != got.mode:
         st.session_state["board_mode"] = got.mode
-    columns[0].radio("Show the answers", list(MODES), key="board_mode", format_func=MODES.get, horizontal=True,
-                     on_change=presenter_action, args=(experiment, "mode"))
+    mode.radio("Show the answers", list(MODES), key="board_mode", format_func=MODES.get, horizontal=True,
+               on_change=presenter_action, args=(experiment, "mode"))
     if got.mode == "reveal" and not got.revealed:
-        columns[1].button("Reveal", icon=":material/visibility:", type="primary", key="board_reveal",
-                          on_click=presenter_action, args=(experiment, "reveal"))
-    columns[2].button("Reset the board", icon=":material/delete:", key="board_reset",
-                      on_click=presenter_action, args=(experiment, "reset"),
-                      help="Clears every upload, for a new class. Nothing was ever written to disk.")
+        buttons.button("Reveal", icon=":material/visibility:", type="primary", key="board_reveal",
+                       on_click=presenter_action, args=(experiment, "reveal"))
+    buttons.button("Reset the board", icon=":material/delete:", key="board_reset",
+                   on_click=presenter_action, args=(experiment, "reset"),
+                   help="Clears every upload, for a new class. Nothing was ever written to disk.")

@@ -2,8 +2,6 @@
 learned from, and what a page shows without finished runs."""
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -14,6 +12,7 @@ from labcore.store import inflight
 from labcore.store.experiments import Experiment, demo_command, list_experiments, store_signature, train_command
 from labcore.store.runs import Run, default_runs_dir, resolve_runs_dir
 from ui.display import escape
+from ui.options import app_options
 from ui.presenter import may_train_here, train_here_button
 
 
@@ -27,9 +26,7 @@ def runs_root() -> Path:
     """The runs root, fixed when the server starts: `streamlit run app.py -- --runs-dir DIR`,
     else $PETLAB_RUNS_DIR, else runs/; a relative one is taken from the project folder, as
     train.py takes it. A visitor picks among its experiments, never a path."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--runs-dir")
-    given = parser.parse_known_args(sys.argv[1:])[0].runs_dir
+    given = app_options().runs_dir
     return resolve_runs_dir(given) if given else default_runs_dir()
 
 @dataclass(frozen=True)

@@ -2,9 +2,7 @@
 Present page's "Your turn" slide and small in the presenter's sidebar (labcore.show.join)."""
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 
 import streamlit as st
 from streamlit import config
@@ -12,16 +10,14 @@ from streamlit import config
 from labcore.show.join import PUBLIC_URL_ENV, Join, join_target, network_address, qr_png
 from labcore.store.experiments import Experiment
 from ui.display import escape
+from ui.options import app_options
 from ui.presenter import is_presenter
 
 
 def public_url() -> str | None:
     """The address the class opens where no socket can see it (a tunnel, a cloud host):
     `streamlit run app.py -- --public-url URL`, else $PETLAB_PUBLIC_URL."""
-    parser = argparse.ArgumentParser(add_help=False)
-    parser.add_argument("--public-url")
-    given = parser.parse_known_args(sys.argv[1:])[0].public_url
-    return given or os.environ.get(PUBLIC_URL_ENV) or None
+    return app_options().public_url or os.environ.get(PUBLIC_URL_ENV) or None
 
 
 def join_here(experiment: Experiment | None) -> Join:
