@@ -26,6 +26,9 @@ errors, median and p95 seconds from upload to the last answer, the server's CPU-
 the models' batch-of-one compiled forward passes on the same photos (timed in this process at
 the end), the server's resident memory before and after, the sessions that were told
 "queued: n ahead", and this client's own share of the machine's cores during the uploads.
+With `--classes K` the same server then takes K-1 more classes, each uploading photos of its own
+(a new class, not the same photos again): the memory after each says whether what a class leaves
+behind is a ceiling the next one reuses, or grows with every class.
 
 Traffic goes only to the server this script starts on 127.0.0.1; every wait is bounded (--timeout).
 """
@@ -44,7 +47,7 @@ import time
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -262,6 +265,7 @@ class Round:
     upload_wall_s: float
     load_average: tuple[float, float]
     rss_settled_mb: float = 0.0  # SETTLE_S after the sessions closed: what the class leaves behind
+    class_number: int = 1  # the how-many-th class this server saw (--classes)
 
     @property
     def answered(self) -> list[float]:
@@ -313,7 +317,7 @@ def row(r: Round, forward_s: float | None) -> dict[str, str]:
     errors = [o.error for o in r.outcomes if o.error]
     queued = [o.queued_max for o in r.outcomes if o.queued_max]
     return {
-        "sessions": str(r.sessions),
+        "sessions": str(r.sessions) + (f" (class {r.class_number})" if r.class_number > 1 else ""),
         "answered": f"{len(done)}/{r.sessions}",
         "errors": str(len(errors)),
         "median s": f"{statistics.median(done):.2f}" if done else "-",
@@ -354,19 +358,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     load.add_server_arguments(parser)
     parser.add_argument("--sessions", type=int, nargs="+", default=[30], help="sessions uploading at once, per round")
+    parser.add_argument("--classes", type=int, default=1,
+                        help="classes served one after another by the same server, each with photos of its "
+                             "own: whether the memory a class leaves behind is a ceiling or grows with each")
     parser.add_argument("--app-root", type=Path, default=load.ROOT,
                         help="the checkout whose app.py is served (e.g. an older one, for before figures)")
     args = parser.parse_args(argv)
     experiment, runs = load.experiment_runs(args.runs_dir, args.experiment)
     env = dict(item.split("=", 1) for item in args.env)
+    if args.classes < 1:
+        parser.error("--classes must be at least 1")
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
-        photos = load.make_photos(max(args.sessions) + 1, Path(tmp))
+        photos = load.make_photos(max(args.sessions) * args.classes + 1, Path(tmp))
         warmup, photos = photos[-1], photos[:-1]
         for count in args.sessions:
             with load.serve(args.runs_dir, env, app_root=args.app_root) as server:
-                rounds.append(asyncio.run(lecture(server, experiment, photos[:count], warmup, len(runs), args.timeout)))
-            print(f"[lecture] {count} sessions: {len(rounds[-1].answered)} answered", file=sys.stderr, flush=True)
+                for number in range(1, args.classes + 1):
+                    own = photos[(number - 1) * count:number * count]
+                    got = asyncio.run(lecture(server, experiment, own, warmup, len(runs), args.timeout))
+                    rounds.append(replace(got, class_number=number))
+                    print(f"[lecture] {count} sessions, class {number}: {len(got.answered)} answered",
+                          file=sys.stderr, flush=True)
         forward = None if args.no_forward else load.forward_cpu_seconds(runs, photos[:10])
     print(report(rounds, forward, experiment))
     if args.json:

@@ -13,23 +13,29 @@ import lecture  # noqa: E402
 import load  # noqa: E402
 
 
-def test_two_rounds_of_sessions_each_get_every_models_answer(demo_store, tmp_path, capsys):
+def test_two_rounds_of_sessions_each_get_every_models_answer(demo_store, tmp_path, capsys, monkeypatch):
+    """Sizes 2 and 3, each on a fresh server that then takes a second class with photos of its own."""
+    made = []
+    real_make = load.make_photos
+    monkeypatch.setattr(load, "make_photos", lambda count, folder: made.append(count) or real_make(count, folder))
     figures = tmp_path / "lecture.json"
     assert lecture.main(["--runs-dir", str(demo_store), "--experiment", "demo", "--sessions", "2", "3",
-                         "--no-forward", "--timeout", "300", "--json", str(figures)]) == 0
+                         "--classes", "2", "--no-forward", "--timeout", "300", "--json", str(figures)]) == 0
+    assert made == [3 * 2 + 1]  # the largest class twice over, and the warm-up photo
     result = json.loads(figures.read_text())
     assert result["experiment"] == "demo" and result["models"] == load.ANSWERS
-    assert [r["sessions"] for r in result["rounds"]] == [2, 3]
+    assert [(r["sessions"], r["class_number"]) for r in result["rounds"]] == [(2, 1), (2, 2), (3, 1), (3, 2)]
     for round_ in result["rounds"]:
         outcomes = round_["outcomes"]
         assert len(outcomes) == round_["sessions"]
         assert all(o["answers"] == load.ANSWERS and o["images"] == load.ANSWERS for o in outcomes), outcomes
         assert all(o["seconds"] > 0 and o["error"] is None for o in outcomes)
         assert round_["upload_cpu_s"] > 0 and round_["page_load_cpu_s"] > 0
-        assert round_["rss_before_mb"] > round_["rss_start_mb"]  # the warm-up loaded the models: the server was read
+        if round_["class_number"] == 1:  # the warm-up loaded the models: the server was read
+            assert round_["rss_before_mb"] > round_["rss_start_mb"]
         assert 0 < round_["client_share"] < 1
     printed = capsys.readouterr().out
-    assert "2/2" in printed and "3/3" in printed and "experiment demo" in printed
+    assert "2/2" in printed and "3/3" in printed and "experiment demo" in printed and "3 (class 2)" in printed
 
 
 def test_an_upload_missing_one_models_answer_is_not_counted_as_answered(demo_runs_copy, tmp_path, capsys):

@@ -32,11 +32,14 @@ from typing import Callable, Generic, Sequence, TypeVar
 # Image size (px) -> (largest batch, the wait for companions in seconds), read off
 # `python -m labcore.bench --batching` (section 9; docs/benchmarks.md, 2 cores). The batch: the
 # smallest whose CPU per image, summed over the three architectures, is within 10 % of the best
-# (64 px: 32, 6x less CPU per image than one at a time; 128 px: 16, 2.3-3x; 224 px: 4, 1.3x:
-# larger ones there save little more, hold every member's answer longer and take 200-380 MB
-# more at 32). The wait: about a fifth of EfficientNetB3's batch-of-one forward pass, so a lone
-# upload pays at most about 20 % more; under load the batches form while the one before runs.
-LIMITS: dict[int, tuple[int, float]] = {64: (32, 0.010), 128: (16, 0.020), 224: (4, 0.020)}
+# (64 px: 32, 6x less CPU per image than one at a time; 224 px: 4, 1.3x: larger ones there save
+# little more, hold every member's answer longer and take 200-380 MB more at 32), except at
+# 128 px: 8, not the 16 that rule picks (13 % above the best there, 2-2.3x less than one at a
+# time), because a lecture hall measured no CPU difference end to end (0.22-0.27 CPU-s per upload
+# either way, three classes of 100 on one server) and 100-145 MB less memory kept after them.
+# The wait: about a fifth of EfficientNetB3's batch-of-one forward pass, so a lone upload pays
+# at most about 20 % more; under load the batches form while the one before runs.
+LIMITS: dict[int, tuple[int, float]] = {64: (32, 0.010), 128: (8, 0.020), 224: (4, 0.020)}
 
 In = TypeVar("In")
 Out = TypeVar("Out")
