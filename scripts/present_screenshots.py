@@ -20,6 +20,10 @@ sys.path.insert(0, str(ROOT / "scripts"))
 import load  # noqa: E402
 
 IDLE = "[data-testid='stApp'][data-test-script-state='notRunning']"
+PICTURES_IN_VIEW_LOADED = """() => Array.from(document.images).filter(i => {
+    const r = i.getBoundingClientRect();
+    return r.bottom > 0 && r.top < window.innerHeight && r.width > 0;
+}).every(i => i.complete && i.naturalWidth > 0)"""
 
 
 def slug(title: str) -> str:
@@ -63,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             phone.locator("input[type=file]").set_input_files(str(args.phone_photo))
             phone.get_by_text("What breed is it?").wait_for()
             phone.wait_for_selector(IDLE)
-            phone.get_by_text("What breed is it?").scroll_into_view_if_needed()
+            # The last model's picture at the top, its answers and the question under it.
+            phone.locator("[data-testid='stImage']").last.evaluate("e => e.scrollIntoView({block: 'start'})")
+            # The script's idle mark comes before the browser has fetched the pictures it drew:
+            # wait until every picture in view has arrived, or the shot shows a blank frame.
+            phone.wait_for_function(PICTURES_IN_VIEW_LOADED)
             path = args.out / "present-phone-live.png"
             phone.screenshot(path=str(path))
             print(path)
