@@ -44,11 +44,10 @@ PHONE = {"width": 390, "height": 844}
 PROJECTOR = {"width": 1280, "height": 720}
 QUESTION = "What breed is it?"
 NAMING_ATTEMPTS, NAMING_WAIT_S = 4, 15  # a list closed by another page is opened again
-BOARD_ROWS_JS = """() => {
-  const table = document.querySelector("[data-testid='stTable']");
-  if (!table) return [];
-  return Array.from(table.querySelectorAll("tr")).map(tr => Array.from(tr.children).map(c => c.innerText.trim()));
-}"""
+BOARD_ROWS_JS = """table => Array.from(table.querySelectorAll("tr")).map(
+  tr => Array.from(tr.children).map(c => c.innerText.trim()))"""
+ACCURACY_HEADING = "Breed accuracy on the"
+TABLE_WAIT_S = 30  # after the rest of the board is drawn
 
 
 @dataclass
@@ -230,7 +229,10 @@ class Board:
 
 
 async def read_board(browser, base: str, experiment: str, pets: int, timeout_s: float) -> Board:
-    """The board slide as a browser at `base` sees it, once it counts `pets`."""
+    """The board slide as a browser at `base` sees it, once it counts `pets`; its rows: the
+    breed-accuracy table's (none where the board has none)."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
     context = await browser.new_context(viewport=PROJECTOR)
     page = await context.new_page()
     page.set_default_timeout(timeout_s * 1000)
@@ -241,7 +243,15 @@ async def read_board(browser, base: str, experiment: str, pets: int, timeout_s: 
         await page.get_by_role("heading", name=line).wait_for()
         await page.get_by_role("button", name="Download the tally (CSV, no photos)").wait_for()  # drawn last
         draw = time.perf_counter() - start
-        rows = await page.evaluate(BOARD_ROWS_JS)
+        # The tables can come after the button that the script draws last (the browser loads a
+        # table's code the first time a page shows one; seen once on a busy CI machine): wait for
+        # the accuracy table itself, for a bounded time, then read what is there.
+        table = page.get_by_test_id("stColumn").filter(has_text=ACCURACY_HEADING).get_by_test_id("stTable")
+        try:
+            await table.locator("tr").first.wait_for(timeout=TABLE_WAIT_S * 1000)
+            rows = await table.evaluate(BOARD_ROWS_JS)
+        except PlaywrightTimeout:
+            rows = []
         controls = await page.get_by_role("button", name="Reset the board").count() > 0
         return Board(line, rows, draw, controls)
     finally:
