@@ -364,10 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--app-root", type=Path, default=load.ROOT,
                         help="the checkout whose app.py is served (e.g. an older one, for before figures)")
     args = parser.parse_args(argv)
-    experiment, runs = load.experiment_runs(args.runs_dir, args.experiment)
-    env = dict(item.split("=", 1) for item in args.env)
     if args.classes < 1:
         parser.error("--classes must be at least 1")
+    experiment, runs = load.experiment_runs(args.runs_dir, args.experiment)
+    env = dict(item.split("=", 1) for item in args.env)
     rounds = []
     with tempfile.TemporaryDirectory() as tmp:
         photos = load.make_photos(max(args.sessions) * args.classes + 1, Path(tmp))

@@ -54,9 +54,10 @@ def streamlit_server(command: list[str], env: dict[str, str]) -> Iterator[str]:
     port; yields its address and stops it afterwards.
 
     The server's output goes to a file, not a pipe nobody reads while it runs (a full pipe would
-    block the server). Stopping escalates: uvicorn, which Streamlit runs on, waits without a limit
-    for open websockets to close after SIGTERM, and a browser on a busy CI machine once kept one
-    open past 20 s; a test that has passed is not failed by its teardown, it warns and kills."""
+    block the server). Stopping escalates, as `scripts/load.py`'s `serve` does: on a busy CI
+    machine a server has stayed up 20 s after SIGTERM, past "Stopping..." (cause not found;
+    uvicorn, which Streamlit runs on, waits for open connections without a limit). A test that
+    has passed is not failed by its teardown: it warns, with the server's output, and kills."""
     assert command[:3] == ["streamlit", "run", "app.py"], command
     port = free_port()
     args = [sys.executable, "-m", "streamlit", "run", "app.py", *SERVER_FLAGS, "--server.port", str(port), *command[3:]]
