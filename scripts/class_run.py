@@ -48,6 +48,11 @@ BOARD_ROWS_JS = """table => Array.from(table.querySelectorAll("tr")).map(
   tr => Array.from(tr.children).map(c => c.innerText.trim()))"""
 ACCURACY_HEADING = "Breed accuracy on the"
 TABLE_WAIT_S = 30  # after the rest of the board is drawn
+CAMERA = "Take a photo with the camera"
+# A toggle's code (Streamlit's Checkbox chunk, shared with st.checkbox) is fetched the first time a
+# page draws one: on a fresh machine's first page, CI saw the examples' buttons drawn and the
+# camera toggle above them not yet.
+TOGGLE_WAIT_S = 30
 
 
 @dataclass
@@ -169,7 +174,9 @@ async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float,
         await page.get_by_role("heading", name="Live inference").wait_for()
         await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
         upload = await load.upload(page, photo.path, answers)
-        camera = await page.get_by_text("Take a photo with the camera").count() > 0  # the whole page is drawn
+        # Counted once a toggle is drawn (Grad-CAM's, under the answers): a camera toggle would be there by then.
+        await appeared(page.get_by_test_id("stCheckbox").first, TOGGLE_WAIT_S)
+        camera = await page.get_by_text(CAMERA).count() > 0
         # The phones share one headless browser, where a page that takes the focus (a click) closes another's
         # open list (a blur): they name their breeds one at a time. Real phones do not share a focus.
         # Another page's upload can still take the focus and close this list (seen with tiny models,
@@ -198,6 +205,17 @@ async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float,
         await context.close()
 
 
+async def appeared(locator, timeout_s: float) -> bool:
+    """Whether what `locator` finds is on the page within `timeout_s`."""
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await locator.wait_for(state="attached", timeout=timeout_s * 1000)
+        return True
+    except PlaywrightTimeout:
+        return False
+
+
 async def warm_up(browser, base: str, experiment: str, answers: int, timeout_s: float) -> bool:
     """The presenter's Live page on 127.0.0.1 runs every model on an example (which the board
     does not count), so no phone waits for the models to load; whether it offered the camera."""
@@ -210,9 +228,7 @@ async def warm_up(browser, base: str, experiment: str, answers: int, timeout_s: 
         await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
         example = page.get_by_role("button", name="test ").first
         name = await example.inner_text()
-        # Counted once the examples are drawn, which the page draws after the camera's place: the
-        # script's "not running" mark can come before the page's elements do.
-        camera = await page.get_by_text("Take a photo with the camera").count() > 0
+        camera = await appeared(page.get_by_text(CAMERA), TOGGLE_WAIT_S)
         await example.click()
         await page.wait_for_function(load.DONE_JS, arg=[name.strip(), answers], polling=100)
         return camera
