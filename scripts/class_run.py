@@ -47,12 +47,12 @@ NAMING_ATTEMPTS, NAMING_WAIT_S = 4, 15  # a list closed by another page is opene
 BOARD_ROWS_JS = """table => Array.from(table.querySelectorAll("tr")).map(
   tr => Array.from(tr.children).map(c => c.innerText.trim()))"""
 ACCURACY_HEADING = "Breed accuracy on the"
-TABLE_WAIT_S = 30  # after the rest of the board is drawn
 CAMERA = "Take a photo with the camera"
-# A toggle's code (Streamlit's Checkbox chunk, shared with st.checkbox) is fetched the first time a
-# page draws one: on a fresh machine's first page, CI saw the examples' buttons drawn and the
-# camera toggle above them not yet.
-TOGGLE_WAIT_S = 30
+# A widget's code (Streamlit's Checkbox chunk for a toggle, Button, Table...) is fetched the first
+# time a page draws one, so a widget can appear after those the script draws later. In CI, on
+# fresh machines: the examples' buttons drawn and the camera toggle above them not yet; the
+# board's download button and its tables not yet. What must be there is waited for this long.
+WIDGET_CODE_WAIT_S = 30
 
 
 @dataclass
@@ -175,7 +175,7 @@ async def phone(browser, url: str, photo: Photo, answers: int, timeout_s: float,
         await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
         upload = await load.upload(page, photo.path, answers)
         # Counted once a toggle is drawn (Grad-CAM's, under the answers): a camera toggle would be there by then.
-        await appeared(page.get_by_test_id("stCheckbox").first, TOGGLE_WAIT_S)
+        await appeared(page.get_by_test_id("stCheckbox").first, WIDGET_CODE_WAIT_S)
         camera = await page.get_by_text(CAMERA).count() > 0
         # The phones share one headless browser, where a page that takes the focus (a click) closes another's
         # open list (a blur): they name their breeds one at a time. Real phones do not share a focus.
@@ -228,7 +228,7 @@ async def warm_up(browser, base: str, experiment: str, answers: int, timeout_s: 
         await page.wait_for_selector("[data-testid='stApp'][data-test-script-state='notRunning']")
         example = page.get_by_role("button", name="test ").first
         name = await example.inner_text()
-        camera = await appeared(page.get_by_text(CAMERA), TOGGLE_WAIT_S)
+        camera = await appeared(page.get_by_text(CAMERA), WIDGET_CODE_WAIT_S)
         await example.click()
         await page.wait_for_function(load.DONE_JS, arg=[name.strip(), answers], polling=100)
         return camera
@@ -259,15 +259,16 @@ async def read_board(browser, base: str, experiment: str, pets: int, timeout_s: 
         await page.get_by_role("heading", name=line).wait_for()
         await page.get_by_role("button", name="Download the tally (CSV, no photos)").wait_for()  # drawn last
         draw = time.perf_counter() - start
-        # The tables can come after the button that the script draws last (the browser loads a
-        # table's code the first time a page shows one; seen once on a busy CI machine): wait for
-        # the accuracy table itself, for a bounded time, then read what is there.
+        # The tables can come after the button the script draws last: wait for the accuracy
+        # table itself, for a bounded time, then read what is there.
         table = page.get_by_test_id("stColumn").filter(has_text=ACCURACY_HEADING).get_by_test_id("stTable")
         try:
-            await table.locator("tr").first.wait_for(timeout=TABLE_WAIT_S * 1000)
+            await table.locator("tr").first.wait_for(timeout=WIDGET_CODE_WAIT_S * 1000)
             rows = await table.evaluate(BOARD_ROWS_JS)
         except PlaywrightTimeout:
             rows = []
+        # Counted once the slide's Back button is drawn: a reset button would be there by then.
+        await appeared(page.get_by_role("button", name="Back"), WIDGET_CODE_WAIT_S)
         controls = await page.get_by_role("button", name="Reset the board").count() > 0
         return Board(line, rows, draw, controls)
     finally:
