@@ -34,7 +34,7 @@ def test_a_sweep_stores_twelve_runs_in_two_experiments_that_differ_only_in_limit
         assert {r.config["settings"]["limit"] for r in runs} == {limit}
     assert differences(small.settings, settings_from_dict(large.settings)) == ["limit: 64 stored, 96 asked"]
     # Every pretrained run of the sweep starts from the same pretext backbone (one file, linked).
-    for name in ("tiny-32px-768x4-seed42.weights.h5",):
+    for name in ("tiny-32px-768x4-seed42.weights.npz",):
         files = [sweep_store.root / f"demo-n{n}" / ".pretext" / name for n in (64, 96)]
         assert files[0].stat().st_ino == files[1].stat().st_ino
 

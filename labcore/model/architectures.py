@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 from keras import layers
 
+from labcore.model.weights_file import load_weights
 from labcore.settings import NUM_CLASSES, TASK_BACKBONES, TASK_OUTPUTS, Settings
 
 # The files Keras downloads for `weights="imagenet"` (include_top=False); `--weights-dir`
@@ -29,16 +30,13 @@ class WeightsUnavailable(RuntimeError):
     """Pretrained weights could not be had; the message says which file and where it goes."""
 
 
-def tiny_backbone(input_shape: tuple[int, int, int], weights=None) -> keras.Model:
+def tiny_backbone(input_shape: tuple[int, int, int]) -> keras.Model:
     """A five-stage conv net with the real backbones' 32x stride: for tests and benchmarks only."""
     inputs = keras.Input(input_shape)
     x = layers.Rescaling(1 / 255.0)(inputs)
     for filters in (8, 16, 16, 32, 32):
         x = layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
-    model = keras.Model(inputs, x, name="tiny")
-    if weights is not None:
-        model.load_weights(weights)
-    return model
+    return keras.Model(inputs, x, name="tiny")
 
 
 BACKBONES = {
@@ -52,10 +50,15 @@ BACKBONES = {
 def build_backbone(name: str, image_size: int, weights: str | None = None,
                    weights_dir: str | None = None) -> keras.Model:
     """The backbone without its classifier. `weights`: None (random), "imagenet" (from
-    `weights_dir` when given, else Keras' download) or a path to a weights file."""
+    `weights_dir` when given, else Keras' download) or the path of an .npz file of its weights
+    (`labcore.model.weights_file`, as the pretext backbones are kept)."""
     shape = (image_size, image_size, 3)
+    if weights not in (None, "imagenet"):
+        backbone = build_backbone(name, image_size)
+        load_weights(backbone, Path(weights))
+        return backbone
     if name == "tiny":
-        return tiny_backbone(shape, weights if weights not in (None, "imagenet") else None)
+        return tiny_backbone(shape)
     if weights == "imagenet" and weights_dir:
         path = Path(weights_dir).expanduser() / IMAGENET_FILES[name]
         if not path.exists():

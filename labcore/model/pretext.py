@@ -10,7 +10,6 @@ so it shows the effect of pretraining, not its size; `config.json` records
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Callable
 
@@ -20,6 +19,7 @@ import tensorflow as tf
 from labcore.data.pipeline import preprocess_images
 from labcore.model.architectures import build_backbone, set_bn_momentum
 from labcore.model.recipe import compile_pretext
+from labcore.model.weights_file import save_weights
 from labcore.settings import Settings
 from labcore.data.sources import HUES, synthetic_arrays
 
@@ -31,7 +31,7 @@ PRETEXT_SEED_OFFSET = 1000
 def pretext_path(backbone: str, settings: Settings, cache_dir: Path) -> Path:
     """Where `pretext_weights` keeps the weights for these settings."""
     return Path(cache_dir) / (f"{backbone}-{settings.image_size}px-{settings.pretext_examples}x"
-                              f"{settings.pretext_epochs}-seed{settings.seed}.weights.h5")
+                              f"{settings.pretext_epochs}-seed{settings.seed}.weights.npz")
 
 
 def pretext_weights(backbone: str, settings: Settings, cache_dir: Path,
@@ -61,8 +61,5 @@ def pretext_weights(backbone: str, settings: Settings, cache_dir: Path,
                      epochs=settings.pretext_epochs, verbose=0, shuffle=True)
     progress(f"[pretext] {backbone}: accuracy {hist.history['accuracy'][-1]:.3f} "
              f"after {settings.pretext_epochs} epochs")
-    # Lanes training side by side may make the same file at once: each writes its own.
-    tmp = path.with_name(path.name.replace(".weights.h5", f".tmp{os.getpid()}.weights.h5"))
-    base.save_weights(tmp)
-    tmp.replace(path)
+    save_weights(base, path)  # lanes side by side may make it at once: each writes its own, then renames
     return path

@@ -10,9 +10,9 @@ kill, a power cut or a full disk at any moment leaves the last complete checkpoi
 (a `.tmp` folder is never read). A checkpoint that cannot be read all the same (a damaged
 disk, a file cut short by hand) costs one line, and the run starts again from epoch 1.
 
-The variables are numpy arrays in a zip, not Keras' HDF5 weights file: on a full disk HDF5's
-failed writes end the process with a segmentation fault (measured with h5py 3 and a file-size
-limit), where numpy raises an OSError that train.py reports in one line. They are read whole,
+The variables are numpy arrays in a zip, not Keras' HDF5 weights file, for the reason
+`labcore.model.weights_file` gives (a full disk: HDF5 ends with a segmentation fault, numpy
+raises an OSError that train.py reports in one line). They are read whole,
 checked (count, shapes) and only then assigned, so a bad file never leaves a half-loaded model.
 
 It is written at an epoch's end at most once every `every` seconds (the weights of a large
@@ -32,6 +32,8 @@ from typing import Callable, Protocol
 
 import keras
 import numpy as np
+
+from labcore.model.weights_file import read_arrays
 
 VARIABLES = "variables.npz"  # the model's, then the optimizer's variables, in their order
 STATE = "state.json"  # epoch, history, early stopping
@@ -114,8 +116,8 @@ class Checkpoint(keras.callbacks.Callback):
         epoch, history, early = int(state["epoch"]), state["history"], state["early_stopping"]
         if epoch < 1 or not all(isinstance(v, list) and len(v) == epoch for v in history.values()):
             raise ValueError(f"its history does not hold its {epoch} epochs")
-        values = _read_arrays(unit / VARIABLES)
-        best_weights = _read_arrays(unit / BEST_WEIGHTS) if (unit / BEST_WEIGHTS).exists() else None
+        values = read_arrays(unit / VARIABLES)
+        best_weights = read_arrays(unit / BEST_WEIGHTS) if (unit / BEST_WEIGHTS).exists() else None
         variables = self._variables()
         if [tuple(v.shape) for v in variables] != [value.shape for value in values]:
             raise ValueError(f"{VARIABLES} holds {len(values)} variables of other shapes than this model's "
@@ -178,13 +180,6 @@ class _Writer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.checkpoint.save_if_due(epoch)
-
-
-def _read_arrays(path: Path) -> list[np.ndarray]:
-    """Every array of an .npz written by np.savez(path, *arrays), in order (read whole: a file
-    cut short fails here, not half way through a model)."""
-    with np.load(path) as stored:
-        return [stored[f"arr_{i}"] for i in range(len(stored.files))]
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
