@@ -40,7 +40,7 @@ def test_a_runs_parts_are_priced_batch_by_batch(tiny_settings):
     step of the whole model is a forward pass and a heads test step: 0.1 + 0.02 = 0.12 s."""
     settings = tiny_settings.with_overrides(epochs=5, fine_tune_epochs=0)
     times = TaskTimes(build=1, forward=0.1, forward_first=2, heads_train=0.05, heads_test=0.02, heads_first=3,
-                      whole_train=0.5, whole_first=10, save=0.6)
+                      whole_train=0.5, whole_first=10, save=0.6, checkpoint_frozen=0.9, checkpoint_whole=1.8)
     cached = estimate_run("detection-pretrained", settings, COUNTS, times, pretext_needed=False)
     # The backbone once over train and val (4 batches); an epoch is heads steps only (no checkpoint
     # share is priced for them).
@@ -53,18 +53,20 @@ def test_a_runs_parts_are_priced_batch_by_batch(tiny_settings):
     assert cached.seconds == pytest.approx(8 + 0.4 + 5 * 0.17 + 0.96)
 
     scratch = estimate_run("detection-scratch", settings, COUNTS, times, pretext_needed=False)
-    # Whole train steps and validation, plus a checkpoint's share: one a minute at most.
-    assert scratch.epoch_seconds == pytest.approx(1.62 + 0.6 * 1.62 / 60)
+    # Whole train steps and validation, plus a share of a checkpoint (of the whole model's
+    # training): one a minute at most.
+    assert scratch.epoch_seconds == pytest.approx(1.62 + 1.8 * 1.62 / 60)
     assert scratch.setup_seconds == pytest.approx(1 + 2 + 10 + 2 * 2)  # first train step, first validation
 
     uncached = estimate_run("detection-pretrained", settings.with_overrides(feature_cache=False), COUNTS, times,
                             pretext_needed=False)
-    assert uncached.epoch_seconds == pytest.approx(0.57 + 0.6 * 0.57 / 60)  # 3 x (0.1 + 0.05) + 0.12
+    # 3 x (0.1 + 0.05) + 0.12, and a share of a checkpoint of a run that trains its heads alone.
+    assert uncached.epoch_seconds == pytest.approx(0.57 + 0.9 * 0.57 / 60)
     assert uncached.features_seconds == 0
 
     tuned = estimate_run("detection-pretrained", settings.with_overrides(fine_tune_epochs=2), COUNTS, times,
                          pretext_needed=True)
-    assert tuned.fine_tune_epoch_seconds == pytest.approx(3 * 0.5 + 0.12)
+    assert tuned.fine_tune_epoch_seconds == pytest.approx(1.62 + 1.8 * 1.62 / 60)  # the whole model trains
     # The pretext pretraining: 4 epochs of 768 / 32 = 24 steps of the whole model.
     assert tuned.pretext_seconds == pytest.approx(4 * 24 * 0.5)
     assert tuned.setup_seconds == pytest.approx(8 + (10 + 2 * 2) + 10)  # + fine-tuning's and pretext's traces
@@ -138,3 +140,24 @@ def test_a_long_plan_is_timed_again_with_real_train_steps(tiny_settings, tmp_pat
     assert short.method == "forward passes" and "from forward passes" in short.message()
     long = estimate_plan(["detection-scratch"], tiny_settings.with_overrides(epochs=10**6), COUNTS, tmp_path)
     assert long.method == "a few train steps" and long.seconds > 1800
+
+
+
+def test_a_checkpoint_is_priced_by_writing_what_a_checkpoint_of_that_run_holds(tiny_settings, tmp_path):
+    """The model's weights, then Adam's step and learning rate and its two moments of each weight
+    the run trains: the heads' alone with a frozen backbone, every one without."""
+    from labcore.model.architectures import build_backbone, build_models
+    from labcore.model.weights_file import read_arrays
+    from labcore.settings import TASK_OUTPUTS
+    from labcore.train.estimate import checkpoint_seconds
+
+    backbone = build_backbone("tiny", tiny_settings.image_size)
+    model, heads = build_models("detection", tiny_settings, backbone)
+    weights = sum(w.numpy().size for w in model.weights)
+    for frozen, trained in ((True, heads.trainable_weights), (False, model.trainable_weights)):
+        assert checkpoint_seconds(model, backbone, TASK_OUTPUTS["detection"], tiny_settings, tmp_path, frozen) > 0
+        arrays = read_arrays(tmp_path / "checkpoint.npz")
+        assert len(arrays) == len(model.weights) + 2 + 2 * len(trained)
+        assert sum(a.size for a in arrays) == weights + 2 + 2 * sum(w.numpy().size for w in trained)
+        assert backbone.trainable  # as it was
+    assert len(heads.trainable_weights) < len(model.trainable_weights)

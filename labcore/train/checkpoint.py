@@ -47,6 +47,17 @@ class HasHistory(Protocol):
     history: dict[str, list[float]]
 
 
+def checkpoint_variables(model: keras.Model) -> list:
+    """What a checkpoint holds of a model: its variables, then its optimizer's (built first, as
+    fit would build it, over the variables it trains)."""
+    optimizer = model.optimizer
+    if optimizer is None:
+        return list(model.weights)
+    if not optimizer.built:
+        optimizer.build(model.trainable_variables)
+    return [*model.weights, *optimizer.variables]
+
+
 def fsync_path(path: Path) -> None:
     """Flush a file's or a folder's content (a folder: its entries) to the disk."""
     fd = os.open(path, os.O_RDONLY)
@@ -101,15 +112,6 @@ class Checkpoint(keras.callbacks.Callback):
             shutil.rmtree(self.folder, ignore_errors=True)
             self.restored = None
 
-    def _variables(self) -> list:
-        """The model's variables, then its optimizer's (built first, as fit would build it)."""
-        optimizer = self.model.optimizer
-        if optimizer is None:
-            return list(self.model.weights)
-        if not optimizer.built:
-            optimizer.build(self.model.trainable_variables)
-        return [*self.model.weights, *optimizer.variables]
-
     def _restore(self, unit: Path) -> dict:
         """Read the unit whole and check it against the model before touching the model."""
         state = json.loads((unit / STATE).read_text())
@@ -118,7 +120,7 @@ class Checkpoint(keras.callbacks.Callback):
             raise ValueError(f"its history does not hold its {epoch} epochs")
         values = read_arrays(unit / VARIABLES)
         best_weights = read_arrays(unit / BEST_WEIGHTS) if (unit / BEST_WEIGHTS).exists() else None
-        variables = self._variables()
+        variables = checkpoint_variables(self.model)
         if [tuple(v.shape) for v in variables] != [value.shape for value in values]:
             raise ValueError(f"{VARIABLES} holds {len(values)} variables of other shapes than this model's "
                              f"{len(variables)}")
@@ -146,7 +148,7 @@ class Checkpoint(keras.callbacks.Callback):
         try:
             shutil.rmtree(building, ignore_errors=True)
             building.mkdir(parents=True)
-            np.savez(building / VARIABLES, *[v.numpy() for v in self._variables()])
+            np.savez(building / VARIABLES, *[v.numpy() for v in checkpoint_variables(self.model)])
             if self.early.best_weights is not None:
                 if self._best_saved and self._best_saved[1] == early["best_epoch"]:
                     _link_or_copy(self._best_saved[0], building / BEST_WEIGHTS)  # unchanged: not written again

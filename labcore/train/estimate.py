@@ -4,12 +4,14 @@ For each task, a freshly built model at the real image size (random weights: spe
 depend on them) times a few calls of its parts: the backbone's forward pass, a train and a
 validation step of the heads on its outputs, and, where a run needs it (scratch runs, the
 pretext pretraining, fine-tuning), a train step of the whole model, and the time to write its
-weights. Tracing a train step takes long, so a first pass times forward passes only (a train
-step and its first, tracing call priced at measured multiples of them: TRAIN_OVER_FORWARD and
-the rest below); a plan that comes out longer than half an hour is timed again with real
-train steps. A run is then priced part by part: batches x seconds per batch (a frozen
+weights and its checkpoints (with the optimizer's variables for the heads alone, and for the
+whole model), as a run writes them. Tracing a train step takes long, so a first pass times
+forward passes only (a train step and its first, tracing call priced at measured multiples of
+them: TRAIN_OVER_FORWARD and the rest below); a plan that comes out longer than half an hour
+is timed again with real train steps. A run is then priced part by part: batches x seconds per batch (a frozen
 backbone's train step is its forward pass plus a heads step; cached runs pay the forward pass
-once), plus the first calls, which trace, and the weights written each epoch and at the end.
+once), plus the first calls, which trace, a share of a checkpoint each epoch (one a minute at
+most) and the model written at the end.
 
 Runs side by side in lanes (`labcore.train.lanes`) share the cores: a run's steps, which keep
 `cores_busy` cores busy alone, get only a lane's share of them; tracing runs on one thread.
@@ -29,9 +31,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from labcore.train.checkpoint import checkpoint_variables
 from labcore.train.features import uses_feature_cache
 from labcore.model.architectures import backbone_name, build_backbone, build_models
 from labcore.model.pretext import pretext_path
+from labcore.model.weights_file import save_weights, write_arrays
 from labcore.model.recipe import CHECKPOINT_SECONDS, compile_model
 from labcore.settings import RUNS, TASK_OUTPUTS, Settings
 from labcore.timing import cores_busy, duration, timed
@@ -161,7 +165,9 @@ class TaskTimes:
     whole_train: float | None = None  # a train step of the whole model, backbone trainable
     whole_first: float | None = None
     cores_busy: float = 1.0  # how many cores a step keeps busy (its forward pass, measured)
-    save: float = 0.0  # writing the whole model's weights once (each epoch's backup, the final model)
+    save: float = 0.0  # writing the model's weights once (the final model)
+    checkpoint_frozen: float = 0.0  # writing a checkpoint of a run that trains the heads alone
+    checkpoint_whole: float = 0.0  # ... of a run that trains the whole model
 
 
 def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) -> TaskTimes:
@@ -182,14 +188,17 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     busy = cores_busy(lambda: forward(x), TIMED_STEPS)
     with tempfile.TemporaryDirectory() as folder:
         save = time.perf_counter()
-        model.save_weights(Path(folder) / "timed.weights.h5")
+        save_weights(model, Path(folder) / "timed.weights.npz")
         save = time.perf_counter() - save
+        checkpoints = {frozen: checkpoint_seconds(model, backbone, outputs, settings, Path(folder), frozen)
+                       for frozen in ((True, False) if whole else (True,))}
     f = forward(x)
     if not train_steps:
         heads_forward = tf.function(lambda features: heads(features, training=False), autograph=False)
         first, heads_s = timed(lambda: heads_forward(f), TIMED_STEPS)
         times = TaskTimes(build, forward_s, forward_first, TRAIN_OVER_FORWARD * heads_s, heads_s,
-                          (TRACE_TRAIN_OVER_FORWARD + TRACE_TEST_OVER_FORWARD) * first, cores_busy=busy, save=save)
+                          (TRACE_TRAIN_OVER_FORWARD + TRACE_TEST_OVER_FORWARD) * first, cores_busy=busy, save=save,
+                          checkpoint_frozen=checkpoints[True], checkpoint_whole=checkpoints.get(False, 0.0))
         if whole:
             times.whole_train = TRAIN_OVER_FORWARD * (forward_s + heads_s)
             times.whole_first = TRACE_TRAIN_OVER_FORWARD * (forward_first + first)
@@ -199,7 +208,8 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     train_first, heads_train = timed(lambda: heads.train_on_batch(f, y), TIMED_STEPS)
     test_first, heads_test = timed(lambda: heads.test_on_batch(f, y), TIMED_STEPS)
     times = TaskTimes(build, forward_s, forward_first, heads_train, heads_test,
-                      FIT_FIRST_OVER_TRAIN_ON_BATCH * (train_first + test_first), cores_busy=busy, save=save)
+                      FIT_FIRST_OVER_TRAIN_ON_BATCH * (train_first + test_first), cores_busy=busy, save=save,
+                      checkpoint_frozen=checkpoints[True], checkpoint_whole=checkpoints.get(False, 0.0))
     if whole:
         compile_model(model, outputs, settings.learning_rate, settings.jit_compile)
         whole_first, times.whole_train = timed(lambda: model.train_on_batch(x, y), TIMED_STEPS)
@@ -207,10 +217,25 @@ def measure_task(task: str, settings: Settings, whole: bool, train_steps: bool) 
     return times
 
 
-def with_checkpoint(epoch: float, save: float) -> float:
+def checkpoint_seconds(model: keras.Model, backbone: keras.Model, outputs: tuple[str, ...], settings: Settings,
+                       folder: Path, frozen: bool) -> float:
+    """Writing one checkpoint of a run with a `frozen` backbone (else the whole model trains):
+    what `labcore.train.checkpoint` writes, the weights and the optimizer's variables (Adam keeps
+    two for each weight it trains), written as it writes them."""
+    backbone.trainable = not frozen
+    try:
+        compile_model(model, outputs, settings.learning_rate, settings.jit_compile)
+        start = time.perf_counter()
+        write_arrays(folder / "checkpoint.npz", [v.numpy() for v in checkpoint_variables(model)])
+        return time.perf_counter() - start
+    finally:
+        backbone.trainable = True
+
+
+def with_checkpoint(epoch: float, checkpoint: float) -> float:
     """An epoch's seconds with its share of checkpoints: one at an epoch's end at most every
-    CHECKPOINT_SECONDS (`labcore.train.training.Checkpoint`), so a short epoch pays for a fraction."""
-    return epoch + save * min(1.0, epoch / CHECKPOINT_SECONDS)
+    CHECKPOINT_SECONDS (`labcore.train.checkpoint`), so a short epoch pays for a fraction."""
+    return epoch + checkpoint * min(1.0, epoch / CHECKPOINT_SECONDS)
 
 
 def estimate_run(run_id: str, settings: Settings, counts: dict[str, int], times: TaskTimes,
@@ -231,14 +256,15 @@ def estimate_run(run_id: str, settings: Settings, counts: dict[str, int], times:
         setup += times.forward_first + times.heads_first
     elif frozen:
         epoch = with_checkpoint(batches["train"] * (times.forward + times.heads_train) + batches["val"] * validate,
-                                times.save)
+                                times.checkpoint_frozen)
         setup += times.forward_first + trace_validation + times.heads_first
     else:
-        epoch = with_checkpoint(batches["train"] * times.whole_train + batches["val"] * validate, times.save)
+        epoch = with_checkpoint(batches["train"] * times.whole_train + batches["val"] * validate, times.checkpoint_whole)
         setup += times.whole_first + trace_validation
     fine_tune_epoch = 0.0
     if frozen and settings.fine_tune_epochs:
-        fine_tune_epoch = batches["train"] * times.whole_train + batches["val"] * validate
+        fine_tune_epoch = with_checkpoint(batches["train"] * times.whole_train + batches["val"] * validate,
+                                          times.checkpoint_whole)
         setup += times.whole_first + trace_validation
     pretext = 0.0
     if pretext_needed:
