@@ -46,12 +46,15 @@ def save_weights(model: keras.Model, path: Path) -> None:
 
 
 def load_weights(model: keras.Model, path: Path) -> None:
-    """Give `model` the weights `save_weights` wrote, checked against its own before any is
-    assigned (raises ValueError where they cannot be this model's)."""
-    values = read_arrays(path)
-    shapes = [tuple(weight.shape) for weight in model.weights]
+    """Give `model` the weights `save_weights` wrote (`assign_checked`)."""
+    assign_checked(model.weights, read_arrays(path), Path(path).name)
+
+
+def assign_checked(variables: Sequence, values: Sequence[np.ndarray], source: str) -> None:
+    """Assign `values` (read from `source`) to `variables`, all checked first (count, shapes),
+    so arrays that cannot be these variables raise ValueError and leave none of them changed."""
+    shapes = [tuple(variable.shape) for variable in variables]
     if shapes != [value.shape for value in values]:
-        raise ValueError(f"{Path(path).name} holds {len(values)} arrays of other shapes than {model.name}'s "
-                         f"{len(shapes)} weights")
-    for weight, value in zip(model.weights, values):
-        weight.assign(value)
+        raise ValueError(f"{source} holds {len(values)} arrays of other shapes than the model's {len(shapes)}")
+    for variable, value in zip(variables, values):
+        variable.assign(value)

@@ -33,7 +33,7 @@ from typing import Callable, Protocol
 import keras
 import numpy as np
 
-from labcore.model.weights_file import read_arrays
+from labcore.model.weights_file import assign_checked, read_arrays
 
 VARIABLES = "variables.npz"  # the model's, then the optimizer's variables, in their order
 STATE = "state.json"  # epoch, history, early stopping
@@ -120,12 +120,7 @@ class Checkpoint(keras.callbacks.Callback):
             raise ValueError(f"its history does not hold its {epoch} epochs")
         values = read_arrays(unit / VARIABLES)
         best_weights = read_arrays(unit / BEST_WEIGHTS) if (unit / BEST_WEIGHTS).exists() else None
-        variables = checkpoint_variables(self.model)
-        if [tuple(v.shape) for v in variables] != [value.shape for value in values]:
-            raise ValueError(f"{VARIABLES} holds {len(values)} variables of other shapes than this model's "
-                             f"{len(variables)}")
-        for variable, value in zip(variables, values):
-            variable.assign(value)
+        assign_checked(checkpoint_variables(self.model), values, VARIABLES)
         self.model._initial_epoch = epoch  # Keras' fit starts from this epoch (as BackupAndRestore sets it)
         if best_weights is not None:
             self._best_saved = (unit / BEST_WEIGHTS, int(early["best_epoch"]))

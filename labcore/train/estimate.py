@@ -8,10 +8,10 @@ weights and its checkpoints (with the optimizer's variables for the heads alone,
 whole model), as a run writes them. Tracing a train step takes long, so a first pass times
 forward passes only (a train step and its first, tracing call priced at measured multiples of
 them: TRAIN_OVER_FORWARD and the rest below); a plan that comes out longer than half an hour
-is timed again with real train steps. A run is then priced part by part: batches x seconds per batch (a frozen
-backbone's train step is its forward pass plus a heads step; cached runs pay the forward pass
-once), plus the first calls, which trace, a share of a checkpoint each epoch (one a minute at
-most) and the model written at the end.
+is timed again with real train steps. A run is then priced part by part: batches x seconds
+per batch (a frozen backbone's train step is its forward pass plus a heads step; cached runs
+pay the forward pass once), plus the first calls, which trace, a share of a checkpoint each
+epoch (one a minute at most) and the model written at the end.
 
 Runs side by side in lanes (`labcore.train.lanes`) share the cores: a run's steps, which keep
 `cores_busy` cores busy alone, get only a lane's share of them; tracing runs on one thread.
