@@ -95,3 +95,22 @@ def test_a_full_disk_while_the_pretext_backbone_is_written_is_one_line_and_train
     assert again.returncode == 0, again.stderr[-3000:]
     assert list(pretext.iterdir()) == [made]
     assert (tmp_path / "demo" / "detection-pretrained" / "model.keras").is_file()
+
+
+@pytest.mark.parametrize("damage", [b"PK\x03\x04 cut short", b"\x93NUMPY not a zip"])
+def test_a_damaged_pretext_file_costs_one_line_and_is_made_again(tiny_settings, tmp_path, damage):
+    """A copied experiment's `.pretext/` file may be cut short or be something else: the run
+    says so in one line and pretrains the backbone again, as if the file had not been there."""
+    from labcore.model.pretext import pretext_backbone
+
+    settings = tiny_settings.with_overrides(pretext_examples=64, pretext_epochs=1)
+    path = pretext_path("tiny", settings, tmp_path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(damage)
+    said = []
+    backbone = pretext_backbone("tiny", settings, tmp_path, said.append)
+    assert said[0] == f"[pretext] {path} cannot be read ({'BadZipFile' if damage[:2] == b'PK' else 'ValueError'}); " \
+                      "pretraining it again"
+    assert said[1].startswith("[pretext] pretraining tiny")
+    for mine, stored in zip(backbone.weights, read_arrays(path)):
+        np.testing.assert_array_equal(mine.numpy(), stored)

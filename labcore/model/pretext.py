@@ -10,6 +10,7 @@ so it shows the effect of pretraining, not its size; `config.json` records
 from __future__ import annotations
 
 import logging
+import zipfile
 from pathlib import Path
 from typing import Callable
 
@@ -32,6 +33,26 @@ def pretext_path(backbone: str, settings: Settings, cache_dir: Path) -> Path:
     """Where `pretext_weights` keeps the weights for these settings."""
     return Path(cache_dir) / (f"{backbone}-{settings.image_size}px-{settings.pretext_examples}x"
                               f"{settings.pretext_epochs}-seed{settings.seed}.weights.npz")
+
+
+def pretext_backbone(backbone: str, settings: Settings, cache_dir: Path,
+                     progress: Callable[[str], None] = print) -> keras.Model:
+    """`backbone` with its pretext weights (`pretext_weights`). A weights file that cannot be
+    read (a damaged copy of an experiment) costs one line and is made again."""
+    path = pretext_weights(backbone, settings, cache_dir, progress)
+    try:
+        return _seeded_backbone(backbone, settings, path)
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as err:
+        progress(f"[pretext] {path} cannot be read ({type(err).__name__}); pretraining it again")
+        path.unlink(missing_ok=True)
+        return _seeded_backbone(backbone, settings, pretext_weights(backbone, settings, cache_dir, progress))
+
+
+def _seeded_backbone(backbone: str, settings: Settings, path: Path) -> keras.Model:
+    # Pretraining draws random numbers only when its weights are not made yet: seed again, so
+    # what is built from here on (the backbone, then the heads) starts the same either way.
+    keras.utils.set_random_seed(settings.seed)
+    return build_backbone(backbone, settings.image_size, str(path))
 
 
 def pretext_weights(backbone: str, settings: Settings, cache_dir: Path,

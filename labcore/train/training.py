@@ -35,7 +35,7 @@ from labcore.data.pipeline import make_splits
 from labcore.train.features import FEATURES_DIR, cached_splits, uses_feature_cache
 from labcore.model.architectures import (backbone_layer, backbone_name, build_backbone, build_models, set_bn_momentum,
                             set_frozen)
-from labcore.model.pretext import pretext_weights
+from labcore.model.pretext import pretext_backbone
 from labcore.model.recipe import (CHECKPOINT_SECONDS, compile_model, early_stopping_settings, fine_tune_learning_rate,
                             reduce_lr)
 from labcore.store.runs import write_json
@@ -169,13 +169,10 @@ def make_model(spec: RunSpec, settings: Settings, runs_dir: Path,
     name = backbone_name(spec.task, settings)
     origin = weights_origin(spec, settings)
     if origin == "synthetic-pretext":
-        weights = str(pretext_weights(name, settings, runs_dir / ".pretext", progress))
-        # Pretraining draws random numbers only when its weights are not made yet: seed again,
-        # so the heads start the same either way.
-        keras.utils.set_random_seed(settings.seed)
+        backbone = pretext_backbone(name, settings, runs_dir / ".pretext", progress)
     else:
-        weights = None if origin == "none" else "imagenet"
-    backbone = build_backbone(name, settings.image_size, weights, settings.weights_dir)
+        backbone = build_backbone(name, settings.image_size, None if origin == "none" else "imagenet",
+                                  settings.weights_dir)
     # The report uses the pretrained backbone as a feature extractor: frozen, BN in inference mode.
     set_frozen(backbone, spec.init == "pretrained" and settings.freeze_backbone)
     model, heads = build_models(spec.task, settings, backbone)
